@@ -1,0 +1,157 @@
+"""The multi-turn search episode, token-in/token-out.
+
+Each turn the policy generates until ``</search>`` or ``</answer>`` (stop text kept). An
+answer ends the episode; a search query goes to the search backend and the documents come
+back as an ``<information>`` observation; anything else gets the invalid-action
+observation. Observations are appended as token ids with mask 0 and text is never
+re-tokenized: the trajectory is exactly what the engine produced plus what we appended.
+Limits on turns, tokens per turn, observation tokens per episode and context each end the
+episode with a recorded reason. The engine and the search backend come in as small
+protocols, so the loop is tested with scripted stand-ins as well as with vLLM.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from actors.trajectory import Trajectory
+
+# The instruction shown to the policy: a paraphrase of the Search-R1 / ZeroSearch prompt.
+INSTRUCTION = (
+    "Answer the given question. Think inside <think> and </think> whenever you get new "
+    "information. If you lack knowledge, search by writing <search> query </search>; the "
+    "results come back between <information> and </information>. You may search as many "
+    "times as you want. When you know the answer, write it inside <answer> and </answer> "
+    "with no explanation, for example <answer> Beijing </answer>. Question: {question}\n"
+)
+STOP_STRINGS = ["</search>", "</answer>"]
+INVALID_ACTION = (
+    "\nMy previous action is invalid. To search, I should put the query between <search> "
+    "and </search>. To give the final answer, I should put it between <answer> and "
+    "</answer>. Let me try again.\n"
+)
+_SEARCH = re.compile(r"<search>(.*?)</search>", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_turns: int
+    max_turn_tokens: int
+    max_obs_tokens: int
+    max_context_tokens: int
+
+
+@dataclass
+class TurnOutput:
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: str  # "stop" (a stop string or EOS) or "length"
+    version: int
+
+
+@dataclass
+class SearchResult:
+    docs: list[tuple[str, str]]  # (title, text)
+    failed: bool = False
+    error: str = ""
+    noisy: bool = False
+
+
+@dataclass(frozen=True)
+class Question:
+    index: int
+    question: str
+    prompt: str
+    answers: list[str]
+    data_source: str
+
+
+class Generator(Protocol):
+    async def generate(self, token_ids: list[int], max_tokens: int) -> TurnOutput: ...
+
+
+class SearchBackend(Protocol):
+    async def search(self, query: str, question: Question) -> SearchResult: ...
+
+
+def parse_action(text: str) -> tuple[str, str]:
+    """('answer', text) | ('search', query) | ('invalid', ''), by the turn's last tag."""
+    answer = _ANSWER.search(text)
+    search = _SEARCH.search(text)
+    if answer and (not search or answer.end() >= search.end()):
+        return "answer", answer.group(1).strip()
+    if search and search.group(1).strip():
+        return "search", search.group(1).strip()
+    return "invalid", ""
+
+
+def format_observation(result: SearchResult) -> str:
+    if result.failed:
+        body = f"The search failed: {result.error}"
+    elif not result.docs:
+        body = "No results."
+    else:
+        body = "\n".join(f"Doc {i} (Title: {title}) {text}" if title else f"Doc {i}: {text}"
+                         for i, (title, text) in enumerate(result.docs, 1))
+    return f"\n\n<information>{body}</information>\n\n"
+
+
+async def run_episode(prompt_ids: list[int], question: Question, generator: Generator,
+                      search: SearchBackend, encode: Callable[[str], list[int]],
+                      limits: Limits) -> Trajectory:
+    """Play one episode; the trajectory's end_reason says why it stopped."""
+    traj = Trajectory.from_prompt(prompt_ids)
+    texts: list[str] = []
+    obs_tokens, start = 0, time.monotonic()
+    traj.end_reason = "max_turns"
+    for _ in range(limits.max_turns):
+        budget = min(limits.max_turn_tokens, limits.max_context_tokens - len(traj.token_ids))
+        if budget <= 0:
+            traj.end_reason = "context"
+            break
+        t0 = time.monotonic()
+        out = await generator.generate(traj.token_ids, budget)
+        traj.generate_s += time.monotonic() - t0
+        traj.add_sampled(out.token_ids, out.logprobs, out.version)
+        traj.turns += 1
+        texts.append(out.text)
+        kind, payload = parse_action(out.text)
+        if kind == "answer":
+            traj.end_reason = "answer"
+            break
+        if out.finish_reason == "length":
+            traj.end_reason = "turn_tokens" if budget == limits.max_turn_tokens else "context"
+            break
+        if kind == "search":
+            observation = await _search(traj, search, payload, question)
+        else:
+            observation = INVALID_ACTION
+        obs_ids = encode(observation)
+        obs_tokens += len(obs_ids)
+        if obs_tokens > limits.max_obs_tokens:
+            traj.end_reason = "obs_tokens"
+            break
+        if len(traj.token_ids) + len(obs_ids) >= limits.max_context_tokens:
+            traj.end_reason = "context"
+            break
+        traj.add_observation(obs_ids)
+        texts.append(observation)
+    traj.response_text = "".join(texts)
+    traj.total_s = time.monotonic() - start
+    return traj
+
+
+async def _search(traj: Trajectory, search: SearchBackend, query: str,
+                  question: Question) -> str:
+    t0 = time.monotonic()
+    result = await search.search(query, question)
+    traj.search_s += time.monotonic() - t0
+    traj.search_calls += 1
+    traj.search_failures += int(result.failed)
+    traj.noisy_searches += int(result.noisy)
+    return format_observation(result)

@@ -1,0 +1,154 @@
+"""The policy rollout worker: one vLLM engine running many search episodes at once.
+
+Runs as an async Ray actor (options applied in ``orchestrator.wiring``). Its loop asks the
+trajectory queue for admission, plays a GRPO group (n episodes of one question)
+concurrently with other groups, scores it and pushes it whole. Weight updates take a write
+lock that waits for the turns in flight, so every sampled token carries the exact policy
+version that produced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from actors.dataset import load_questions, question_for
+from actors.episode import STOP_STRINGS, Limits, TurnOutput, run_episode
+from actors.rewards import exact_match, extract_answer, score
+from actors.simulator import SimulatorSearch
+from actors.trajectory import Trajectory
+from conf.schema import RolloutConf, SimulatorConf
+
+
+class VersionLock:
+    """Many turns may run together; a weight update waits for them and runs alone."""
+
+    def __init__(self):
+        self.readers = 0
+        self.writing = False
+        self.cond = asyncio.Condition()
+
+    async def __aenter__(self):
+        async with self.cond:
+            await self.cond.wait_for(lambda: not self.writing)
+            self.readers += 1
+
+    async def __aexit__(self, *exc):
+        async with self.cond:
+            self.readers -= 1
+            self.cond.notify_all()
+
+    async def write(self, update) -> None:
+        async with self.cond:
+            self.writing = True
+            await self.cond.wait_for(lambda: self.readers == 0)
+        try:
+            await update()
+        finally:
+            async with self.cond:
+                self.writing = False
+                self.cond.notify_all()
+
+
+class RolloutWorker:
+    def __init__(self, worker_index: int, conf: RolloutConf, model_path: str,
+                 train_path: str, reward: str, seed: int, queue, simulator_handle,
+                 simulator_conf: SimulatorConf, admit_timeout_s: float):
+        from actors.engine import start_engine
+
+        self.conf, self.reward, self.seed, self.queue = conf, reward, seed, queue
+        self.admit_timeout_s = admit_timeout_s
+        self.engine = start_engine(conf.engine, model_path, seed + worker_index)
+        self.questions = load_questions(train_path)
+        self.search = SimulatorSearch(simulator_handle, simulator_conf, seed * 7919 + worker_index)
+        ep = conf.episode
+        self.limits = Limits(ep.max_turns, ep.max_turn_tokens, ep.max_obs_tokens,
+                             ep.max_context_tokens)
+        self.version = 0
+        self.lock = VersionLock()
+        self.stopping = False
+        self.tokenizer = None
+        self.generated_tokens = 0
+        self.slots = asyncio.Semaphore(conf.max_groups_per_worker)
+
+    async def ready(self) -> bool:
+        self.tokenizer = self.engine.get_tokenizer()
+        return True
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    async def generate(self, token_ids: list[int], max_tokens: int) -> TurnOutput:
+        from actors.engine import generate, sampling_params
+
+        params = sampling_params(max_tokens, self.conf.episode.temperature, STOP_STRINGS,
+                                 logprobs=True)
+        async with self.lock:
+            version = self.version
+            out = await generate(self.engine, token_ids, params)
+        logprobs = [step[tok].logprob for tok, step in zip(out.token_ids, out.logprobs)]
+        self.generated_tokens += len(out.token_ids)
+        finish = "length" if out.finish_reason == "length" else "stop"
+        return TurnOutput(list(out.token_ids), logprobs, out.text, finish, version)
+
+    async def run(self) -> int:
+        """Play groups until stopped; returns the number of groups started."""
+        tasks: set[asyncio.Task] = set()
+        started = 0
+        while not self.stopping:
+            await self.slots.acquire()
+            ticket = await self.queue.admit.remote(self.admit_timeout_s)
+            if ticket is None:
+                self.slots.release()
+                continue
+            task = asyncio.create_task(self._group(ticket))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            started += 1
+        for task in tasks:
+            task.cancel()
+        return started
+
+    async def _group(self, ticket) -> None:
+        try:
+            q = self.questions[question_for(ticket.index, len(self.questions), self.seed)]
+            prompt_ids = self.encode(q.prompt)
+            episodes = [run_episode(prompt_ids, q, self, self.search, self.encode, self.limits)
+                        for _ in range(self.conf.group_size)]
+            group: list[Trajectory] = await asyncio.gather(*episodes)
+            for traj in group:
+                self._score(traj, ticket.index, q)
+            await self.queue.put.remote(ticket, group)
+        finally:
+            self.slots.release()
+
+    def _score(self, traj: Trajectory, group_index: int, q) -> None:
+        traj.group_index, traj.question_index = group_index, q.index
+        traj.data_source, traj.answers = q.data_source, q.answers
+        traj.reward = score(self.reward, traj.response_text, q.answers)
+        traj.em = exact_match(extract_answer(traj.response_text), q.answers)
+
+    async def load_weights(self, path: str, version: int) -> float:
+        """Reload weights from a saved checkpoint; returns the seconds spent."""
+        start = time.monotonic()
+
+        async def update():
+            await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
+            self.version = version
+
+        await self.lock.write(update)
+        return time.monotonic() - start
+
+    def set_noise_probability(self, p: float) -> None:
+        self.search.noise_probability = p
+
+    def drain_stats(self) -> dict:
+        stats = self.search.drain_stats()
+        stats["generated_tokens"], self.generated_tokens = self.generated_tokens, 0
+        return stats
+
+    async def export_weights(self) -> list[dict]:
+        return await self.engine.collective_rpc("export_weights")
+
+    def stop(self) -> None:
+        self.stopping = True

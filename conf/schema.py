@@ -1,0 +1,204 @@
+"""The typed configuration schema: one dataclass per component, a docstring per field.
+
+Loaded by ``conf.loader.load_config`` with OmegaConf (schema, then a YAML file, then
+``section.key=value`` overrides). Each component receives its own section, never the root.
+Allowed values and ranges sit in each field's metadata and are checked on load. This
+module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def choice(default: str, *allowed: str):
+    return field(default=default, metadata={"choices": allowed})
+
+
+def bounded(default, low=None, high=None):
+    return field(default=default, metadata={"min": low, "max": high})
+
+
+@dataclass
+class WorldConf:
+    cache_dir: str = "~/.cache/simsearch"
+    """Where the tiny world, its tokenizer and the tiny models are built once and reused."""
+    seed: int = 0
+    """Seed of the synthetic world (entities, facts, question split)."""
+    num_people: int = bounded(60, 5, 100000)
+    """People in the synthetic world; each yields three questions."""
+
+
+@dataclass
+class DataConf:
+    train_path: str = ""
+    """Search-R1-style parquet of training questions; empty = the tiny world's train set."""
+
+
+@dataclass
+class EngineConf:
+    """Settings of one vLLM engine (policy rollout worker or simulator replica)."""
+
+    model_path: str = ""
+    """HF checkpoint folder; empty = the tiny model of that role built in world.cache_dir."""
+    dtype: str = choice("float32", "float32", "bfloat16", "float16", "auto")
+    """Weights dtype; float32 on CPU keeps the engine bit-identical to the learner."""
+    max_model_len: int = bounded(2048, 64, 1 << 20)
+    """Longest sequence the engine serves (prompt plus generation)."""
+    kv_cache_gib: int = bounded(1, 1, 4096)
+    """KV cache size in whole GiB on CPU (VLLM_CPU_KVCACHE_SPACE); ignored on GPU."""
+    gpu_memory_utilization: float = bounded(0.85, 0.05, 0.99)
+    """Share of GPU memory vLLM may take; ignored on CPU."""
+    enforce_eager: bool = True
+    """Skip graph capture and compilation (start-up cost dominates tiny models)."""
+
+
+@dataclass
+class EpisodeConf:
+    max_turns: int = bounded(4, 1, 1024)
+    """Policy turns per episode (anchors: 2-5 for QA, 10 deep research, 128 long horizon)."""
+    max_turn_tokens: int = bounded(48, 1, 1 << 16)
+    """Tokens the policy may generate in one turn (anchors: 500)."""
+    max_obs_tokens: int = bounded(512, 1, 1 << 20)
+    """Observation tokens allowed in one episode, all searches together."""
+    max_context_tokens: int = bounded(1024, 16, 1 << 20)
+    """Prompt plus everything generated and appended; reaching it ends the episode."""
+    temperature: float = bounded(1.0, 0.0, 10.0)
+    """Sampling temperature of the policy during training rollouts."""
+
+
+@dataclass
+class RolloutConf:
+    num_workers: int = bounded(1, 1, 4096)
+    """Policy rollout workers, each with its own vLLM engine."""
+    group_size: int = bounded(4, 1, 1024)
+    """Samples per question (a GRPO group)."""
+    max_groups_per_worker: int = bounded(16, 1, 100000)
+    """Groups one worker runs at once (admission control bounds the total too)."""
+    num_cpus: float = bounded(0.5, 0.0, 1024.0)
+    """Ray CPUs per rollout worker actor."""
+    num_gpus: float = bounded(0.0, 0.0, 64.0)
+    """Ray GPUs per rollout worker actor."""
+    engine: EngineConf = field(default_factory=EngineConf)
+    """The policy engine."""
+    episode: EpisodeConf = field(default_factory=EpisodeConf)
+    """Episode limits and sampling."""
+
+
+@dataclass
+class CurriculumConf:
+    start: float = bounded(0.0, 0.0, 1.0)
+    """Noise probability at step 0 (ZeroSearch: 0, earlier 0.25)."""
+    end: float = bounded(0.5, 0.0, 1.0)
+    """Noise probability from `steps` on (ZeroSearch: 0.5)."""
+    base: float = bounded(4.0, 1.0001, 1000.0)
+    """Base b of the exponential schedule (ZeroSearch: 4)."""
+    steps: int = bounded(0, 0, 1 << 30)
+    """Steps over which noise rises; 0 = trainer.total_steps."""
+
+
+@dataclass
+class AutoscalingConf:
+    min_replicas: int = bounded(1, 0, 4096)
+    """Fewest simulator replicas."""
+    max_replicas: int = bounded(1, 1, 4096)
+    """Most simulator replicas."""
+    target_ongoing_requests: float = bounded(32.0, 1.0, 1e6)
+    """Requests per replica the autoscaler aims for."""
+    upscale_delay_s: float = bounded(5.0, 0.0, 3600.0)
+    """How long load must stay high before adding replicas."""
+    downscale_delay_s: float = bounded(30.0, 0.0, 3600.0)
+    """How long load must stay low before removing replicas."""
+
+
+@dataclass
+class SimulatorConf:
+    num_docs: int = bounded(3, 1, 20)
+    """Documents per search (ZeroSearch: 5)."""
+    doc_words: int = bounded(30, 1, 1000)
+    """Words asked for per document."""
+    max_tokens: int = bounded(96, 1, 1 << 16)
+    """Tokens the simulator may write per search (ZeroSearch: 600)."""
+    temperature: float = bounded(0.8, 0.0, 10.0)
+    """Simulator sampling temperature (ZeroSearch: 0.8)."""
+    timeout_s: float = bounded(60.0, 0.1, 3600.0)
+    """Deadline of one search call."""
+    retries: int = bounded(2, 0, 100)
+    """Retries after a failed or timed-out search before it is recorded as failed."""
+    num_cpus: float = bounded(0.5, 0.0, 1024.0)
+    """Ray CPUs per simulator replica."""
+    num_gpus: float = bounded(0.0, 0.0, 64.0)
+    """Ray GPUs per simulator replica."""
+    autoscaling: AutoscalingConf = field(default_factory=AutoscalingConf)
+    """Ray Serve autoscaling of the simulator pool."""
+    engine: EngineConf = field(default_factory=EngineConf)
+    """The simulator engine."""
+
+
+@dataclass
+class QueueConf:
+    max_staleness: int = bounded(1, 0, 1000)
+    """Staleness bound eta: learner version minus the oldest sampling version (0 = sync)."""
+    admit_timeout_s: float = bounded(5.0, 0.1, 3600.0)
+    """How long a worker's admission request waits before it asks again."""
+
+
+@dataclass
+class LearnerConf:
+    lr: float = bounded(1e-5, 0.0, 1.0)
+    """AdamW learning rate."""
+    weight_decay: float = bounded(0.0, 0.0, 1.0)
+    """AdamW weight decay."""
+    clip_eps: float = bounded(0.2, 0.0, 10.0)
+    """PPO ratio clip."""
+    max_grad_norm: float = bounded(1.0, 0.0, 1e6)
+    """Gradient clipping norm; 0 disables."""
+    micro_batch_size: int = bounded(8, 1, 100000)
+    """Trajectories per forward/backward; gradients accumulate over the batch."""
+    reward: str = choice("em", "em", "f1", "ssrl", "search_r1_format")
+    """Training reward: EM (Search-R1), F1 (ZeroSearch), SSRL, or Search-R1 format-aware."""
+    num_cpus: float = bounded(1.0, 0.0, 1024.0)
+    """Ray CPUs for the learner actor."""
+    num_gpus: float = bounded(0.0, 0.0, 64.0)
+    """Ray GPUs for the learner actor."""
+
+
+@dataclass
+class TrainerConf:
+    total_steps: int = bounded(20, 1, 1 << 30)
+    """Learner steps to run."""
+    groups_per_step: int = bounded(4, 1, 1 << 20)
+    """Question groups per train batch (batch = groups_per_step * group_size)."""
+    seed: int = 0
+    """Seed of question order, sampling and the noise draws."""
+    run_dir: str = "runs"
+    """Parent folder of run directories."""
+    ray_address: str = ""
+    """Ray cluster to join; empty = RAY_ADDRESS if set, else an embedded local cluster."""
+    step_timeout_s: float = bounded(900.0, 1.0, 1e6)
+    """Longest wait for one batch, weight sync or train step before the run fails."""
+
+
+@dataclass
+class WandbConf:
+    project: str = "simsearch"
+    """W&B project (env WANDB_PROJECT wins when set)."""
+    entity: str = ""
+    """W&B entity; empty = the default of the API key (env WANDB_ENTITY wins)."""
+    name: str = ""
+    """Run name; empty = the run directory's name."""
+    mode: str = choice("auto", "auto", "online", "offline", "disabled")
+    """auto = online when WANDB_API_KEY is set, else offline."""
+
+
+@dataclass
+class Config:
+    world: WorldConf = field(default_factory=WorldConf)
+    data: DataConf = field(default_factory=DataConf)
+    rollout: RolloutConf = field(default_factory=RolloutConf)
+    simulator: SimulatorConf = field(default_factory=SimulatorConf)
+    curriculum: CurriculumConf = field(default_factory=CurriculumConf)
+    queue: QueueConf = field(default_factory=QueueConf)
+    learner: LearnerConf = field(default_factory=LearnerConf)
+    trainer: TrainerConf = field(default_factory=TrainerConf)
+    wandb: WandbConf = field(default_factory=WandbConf)

@@ -1,0 +1,64 @@
+"""Advantages and policy losses: pure functions of tensors and scalars.
+
+Shapes: B trajectories, T tokens (the flat token list of each trajectory, right-padded).
+``loss_mask`` is 1 on tokens the policy sampled and 0 on prompt, observations and padding.
+Logprobs at position t are those of token t+1 given tokens <= t, already shifted by the
+caller, so every tensor here is aligned on the token being scored.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor,
+                    eps: float = 1e-6) -> torch.Tensor:
+    """Group-normalised advantages: (r - mean_group) / (std_group + eps).
+
+    rewards, group_ids: (B,). A group whose rewards are all equal gets advantage 0.
+    std is the unbiased sample std (as in the GRPO paper and its common implementations).
+    """
+    advantages = torch.zeros_like(rewards)
+    for gid in torch.unique(group_ids):
+        members = group_ids == gid
+        r = rewards[members]
+        std = r.std() if r.numel() > 1 else torch.zeros((), dtype=r.dtype)
+        advantages[members] = (r - r.mean()) / (std + eps)
+    return advantages
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of values over positions where mask is 1 (token-level mean over the batch)."""
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
+                        advantages: torch.Tensor, loss_mask: torch.Tensor,
+                        clip_eps: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate, token-mean over masked tokens.
+
+    logprobs, old_logprobs, loss_mask: (B, T); advantages: (B,) broadcast over tokens.
+    loss = mean_t max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)).
+    Returns the loss and detached statistics (clip fraction, mean ratio).
+    """
+    ratio = torch.exp(logprobs - old_logprobs)  # (B, T)
+    adv = advantages.unsqueeze(-1)  # (B, 1)
+    unclipped = -adv * ratio
+    clipped = -adv * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    loss = masked_mean(torch.maximum(unclipped, clipped), loss_mask)
+    stats = {
+        "clip_frac": masked_mean((clipped > unclipped).float(), loss_mask).detach(),
+        "ratio_mean": masked_mean(ratio, loss_mask).detach(),
+    }
+    return loss, stats
+
+
+def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """Logprob of each next token: logits (B, T, V), input_ids (B, T) -> (B, T).
+
+    Position t holds log p(input_ids[t] | input_ids[:t]); position 0 has no predecessor
+    and is 0, so the result lines up with per-token masks of the same (B, T) shape.
+    """
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+    picked = logp.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+    return torch.nn.functional.pad(picked, (1, 0))

@@ -1,0 +1,103 @@
+"""Build the tiny world, its tokenizer and tiny random-initialised Qwen2 models, once.
+
+The policy then gets a short warm start on protocol demonstrations (learner.warm_start)
+so that it searches and answers; the simulator stays random.
+
+Everything lands in one cache folder keyed by a version string; a later call finds it and
+returns at once. Building is deterministic (fixed seeds) and needs no network. The models
+use head_dim 64 (vLLM's CPU attention needs it) and float32, so the learner and the vLLM
+engines hold bit-identical weights after a sync.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILD_VERSION = "tiny-v2"
+WARM_START_STEPS = 150
+TAGS = ["<think>", "</think>", "<search>", "</search>", "<answer>", "</answer>",
+        "<information>", "</information>"]
+EOS = "<|endoftext|>"
+
+
+@dataclass(frozen=True)
+class TinyPaths:
+    root: Path
+    data: Path
+    tokenizer: Path
+    policy: Path
+    simulator: Path
+
+
+def tiny_paths(cache_dir: str) -> TinyPaths:
+    root = Path(cache_dir).expanduser() / BUILD_VERSION
+    return TinyPaths(root, root / "data", root / "tokenizer", root / "policy",
+                     root / "simulator")
+
+
+def ensure_tiny_assets(cache_dir: str, seed: int = 0, num_people: int = 60) -> TinyPaths:
+    """Build the world, tokenizer and both models under cache_dir unless already there."""
+    paths = tiny_paths(cache_dir)
+    if (paths.root / "DONE").exists():
+        return paths
+    paths.root.parent.mkdir(parents=True, exist_ok=True)
+    with open(paths.root.parent / f"{BUILD_VERSION}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test sessions build once
+        if not (paths.root / "DONE").exists():
+            _build(paths, seed, num_people)
+    return paths
+
+
+def _build(paths: TinyPaths, seed: int, num_people: int) -> None:
+    from orchestrator.tinyworld import world_text, write_world
+
+    shutil.rmtree(paths.root, ignore_errors=True)
+    write_world(paths.data, seed, num_people, test_fraction=0.2)
+    tokenizer = build_tokenizer(world_text(paths.data), paths.tokenizer)
+    build_model(len(tokenizer), paths.policy, layers=2, seed=seed + 1)
+    build_model(len(tokenizer), paths.simulator, layers=2, seed=seed + 2)
+    for model_dir in (paths.policy, paths.simulator):
+        tokenizer.save_pretrained(model_dir)
+    from learner.warm_start import warm_start
+
+    warm_start(paths.policy, paths.data, WARM_START_STEPS, seed)
+    (paths.root / "DONE").write_text(BUILD_VERSION)
+
+
+def build_tokenizer(texts: list[str], out_dir: Path):
+    """A byte-level BPE tokenizer with the protocol tags as single tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from actors.simulator_prompt import PROMPT
+
+    extra = [PROMPT, "Doc 1: Doc 2: Doc 3: Doc 4: Doc 5: Useful Noisy useful noisy",
+             "The search failed. Your previous action is invalid."]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=1024, special_tokens=[EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts + extra, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS)
+    fast.add_tokens(TAGS)  # plain added tokens: decoded as text, so stop strings see them
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def build_model(vocab_size: int, out_dir: Path, layers: int, seed: int) -> None:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=vocab_size, hidden_size=128, intermediate_size=256,
+        num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+        head_dim=64, max_position_embeddings=4096, tie_word_embeddings=True,
+        bos_token_id=0, eos_token_id=0, torch_dtype="float32",
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config).to(torch.float32)
+    model.save_pretrained(out_dir)

@@ -1,0 +1,114 @@
+"""Step metrics: computed from a batch, logged to W&B and to ``<run dir>/metrics.jsonl``.
+
+W&B sits behind a same-signature no-op (``DummyWandb``) when disabled, so no code
+branches on whether logging is on. Mode ``auto`` logs online when WANDB_API_KEY is set and
+offline otherwise; the offline run file lands under the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from actors.trajectory import Trajectory
+from conf.schema import Config, WandbConf
+
+END_REASONS = ("answer", "max_turns", "turn_tokens", "obs_tokens", "context")
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return float(sum(values) / len(values)) if values else 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def batch_metrics(groups: list[list[Trajectory]], learner_version: int) -> dict[str, float]:
+    """Reward, episode and staleness statistics of one train batch."""
+    trajs = [t for g in groups for t in g]
+    staleness = [learner_version - t.oldest_version for t in trajs if t.num_sampled]
+    reasons = Counter(t.end_reason for t in trajs)
+    metrics = {
+        "reward/mean": _mean(t.reward for t in trajs),
+        "em/mean": _mean(t.em for t in trajs),
+        "episode/turns_mean": _mean(t.turns for t in trajs),
+        "episode/search_calls_mean": _mean(t.search_calls for t in trajs),
+        "episode/search_failures": float(sum(t.search_failures for t in trajs)),
+        "episode/response_tokens_mean": _mean(t.num_sampled for t in trajs),
+        "episode/length_tokens_mean": _mean(len(t.token_ids) for t in trajs),
+        "episode/seconds_mean": _mean(t.total_s for t in trajs),
+        "staleness/mean": _mean(staleness),
+        "staleness/max": float(max(staleness, default=0)),
+        "simulator/noisy_fraction": (sum(t.noisy_searches for t in trajs)
+                                     / max(1, sum(t.search_calls for t in trajs))),
+    }
+    for reason in END_REASONS:
+        metrics[f"episode/end_{reason}"] = reasons.get(reason, 0) / len(trajs)
+    return metrics
+
+
+def rollout_metrics(worker_stats: list[dict], step_s: float) -> dict[str, float]:
+    """Simulator latency/cost and rollout throughput from the workers' drained counters."""
+    latencies = [x for s in worker_stats for x in s["latencies"]]
+    tokens = [x for s in worker_stats for x in s["tokens"]]
+    generated = sum(s["generated_tokens"] for s in worker_stats)
+    return {
+        "simulator/latency_p50_s": _percentile(latencies, 0.5),
+        "simulator/latency_p99_s": _percentile(latencies, 0.99),
+        "simulator/queries": float(len(latencies)),
+        "simulator/tokens_per_query": _mean(tokens),
+        "simulator/failed": float(sum(s["failures"] for s in worker_stats)),
+        "simulator/retried": float(sum(s["retried"] for s in worker_stats)),
+        "throughput/rollout_tokens_per_s": generated / max(step_s, 1e-9),
+    }
+
+
+class DummyWandb:
+    """Same calls as the wandb run object; does nothing."""
+
+    def log(self, data: dict, step: int | None = None) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def start_wandb(conf: WandbConf, run_dir: Path, config: Config):
+    mode = conf.mode
+    if mode == "auto":
+        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    if mode == "disabled":
+        return DummyWandb()
+    import wandb
+
+    return wandb.init(
+        project=os.environ.get("WANDB_PROJECT") or conf.project,
+        entity=os.environ.get("WANDB_ENTITY") or conf.entity or None,
+        name=conf.name or run_dir.name, dir=str(run_dir), mode=mode,
+        config=asdict(config), settings=wandb.Settings(console="off", x_disable_stats=True),
+    )
+
+
+class MetricsLogger:
+    """Writes each step's metrics to W&B and as one JSON line to metrics.jsonl."""
+
+    def __init__(self, run_dir: Path, wandb_run):
+        self.file = open(run_dir / "metrics.jsonl", "a")
+        self.wandb = wandb_run
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        self.wandb.log(metrics, step=step)
+        self.file.write(json.dumps(metrics) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+        self.wandb.finish()

@@ -1,0 +1,76 @@
+"""The training driver: start the actors, then batch -> train -> publish -> sync, per step.
+
+Rollout workers run on their own the whole time; the queue's admission control keeps them
+at most `queue.max_staleness` versions ahead of the learner.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from conf.schema import Config
+
+
+def make_run_dir(parent: str) -> Path:
+    run_dir = Path(parent) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def train(cfg: Config) -> Path:
+    import ray
+
+    from orchestrator import wiring
+    from orchestrator.metrics import MetricsLogger, start_wandb
+
+    run_dir = make_run_dir(cfg.trainer.run_dir)
+    assets = wiring.resolve_assets(cfg)
+    started_ray = wiring.connect_ray(cfg.trainer.ray_address)
+    system = wiring.start_system(cfg, assets, run_dir)
+    logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg))
+    try:
+        last = run_loop(cfg, system, logger)
+    finally:
+        logger.close()
+        wiring.stop_system(system, cfg.trainer.step_timeout_s)
+        if started_ray:
+            ray.shutdown()
+    print(f"done: {cfg.trainer.total_steps} steps, reward {last.get('reward/mean', 0):.3f}, "
+          f"em {last.get('em/mean', 0):.3f}, run dir {run_dir.resolve()}")
+    return run_dir
+
+
+def run_loop(cfg: Config, system, logger) -> dict[str, float]:
+    """Run trainer.total_steps steps on a started system; returns the last step's metrics."""
+    import ray
+    from tqdm import tqdm
+
+    from orchestrator.curriculum import noise_probability
+    from orchestrator.metrics import batch_metrics, rollout_metrics
+
+    timeout, cur = cfg.trainer.step_timeout_s, cfg.curriculum
+    workers, queue, learner = system.workers, system.queue, system.learner
+    metrics: dict[str, float] = {}
+    for step in tqdm(range(cfg.trainer.total_steps), desc="train", unit="step"):
+        t0 = time.monotonic()
+        noise = noise_probability(step, cur.steps or cfg.trainer.total_steps, cur.start,
+                                  cur.end, cur.base)
+        ray.get([w.set_noise_probability.remote(noise) for w in workers], timeout=timeout)
+        batch = ray.get(queue.get_batch.remote(step, timeout), timeout=timeout)
+        metrics = batch_metrics(batch, learner_version=step)
+        metrics.update(ray.get(learner.train_step.remote(batch), timeout=timeout))
+        path = ray.get(learner.publish.remote(), timeout=timeout)
+        t_sync = time.monotonic()
+        ray.get([w.load_weights.remote(path, step + 1) for w in workers], timeout=timeout)
+        metrics["timing/weight_sync_s"] = time.monotonic() - t_sync
+        ray.get(queue.set_version.remote(step + 1), timeout=timeout)
+        metrics.update(ray.get(queue.stats.remote(), timeout=timeout))
+        step_s = time.monotonic() - t0
+        stats = ray.get([w.drain_stats.remote() for w in workers], timeout=timeout)
+        metrics.update(rollout_metrics(stats, step_s))
+        metrics.update({"step": step, "policy_version": step + 1, "timing/step_s": step_s,
+                        "curriculum/noise_prob": noise})
+        logger.log(metrics, step)
+    return metrics

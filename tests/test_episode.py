@@ -1,0 +1,115 @@
+"""The episode loop with a scripted engine and search backend (logic only; the real vLLM
+engine runs the same loop in the integration test)."""
+
+import asyncio
+
+import pytest
+
+from actors.episode import (INVALID_ACTION, Limits, Question, SearchResult, TurnOutput,
+                            format_observation, parse_action, run_episode)
+
+Q = Question(0, "where?", "prompt", ["Paris"], "test")
+LIMITS = Limits(max_turns=4, max_turn_tokens=50, max_obs_tokens=1000, max_context_tokens=1000)
+
+
+def encode(text: str) -> list[int]:
+    """One token per character, offset so observation ids differ from sampled ids."""
+    return [1000 + ord(c) for c in text]
+
+
+class ScriptedEngine:
+    def __init__(self, turns: list[str], finish: str = "stop"):
+        self.turns, self.finish, self.calls = list(turns), finish, []
+
+    async def generate(self, token_ids, max_tokens):
+        self.calls.append((list(token_ids), max_tokens))
+        text = self.turns.pop(0)
+        ids = [ord(c) for c in text][:max_tokens]
+        # logprob of token i is -(i+1)/100 within the turn: checks alignment later
+        return TurnOutput(ids, [-(i + 1) / 100 for i in range(len(ids))], text, self.finish,
+                          version=len(self.calls))
+
+
+class ScriptedSearch:
+    def __init__(self, result=SearchResult([("T", "Paris is big")])):
+        self.result, self.queries = result, []
+
+    async def search(self, query, question):
+        self.queries.append(query)
+        return self.result
+
+
+def play(engine, search=None, limits=LIMITS, prompt=(1, 2, 3)):
+    return asyncio.run(run_episode(list(prompt), Q, engine, search or ScriptedSearch(),
+                                   encode, limits))
+
+
+def test_masks_exactly_the_observation_spans_and_aligns_logprobs():
+    turns = ["<search> capital </search>", "junk", "<answer> Paris </answer>"]
+    engine, search = ScriptedEngine(turns), ScriptedSearch()
+    traj = play(engine, search)
+    obs = format_observation(search.result)
+    expected_ids = ([1, 2, 3] + [ord(c) for c in turns[0]] + encode(obs)
+                    + [ord(c) for c in turns[1]] + encode(INVALID_ACTION)
+                    + [ord(c) for c in turns[2]])
+    assert traj.token_ids == expected_ids
+    expected_mask = ([0] * 3 + [1] * len(turns[0]) + [0] * len(encode(obs))
+                     + [1] * len(turns[1]) + [0] * len(encode(INVALID_ACTION))
+                     + [1] * len(turns[2]))
+    assert traj.loss_mask == expected_mask
+    # every sampled token keeps its own logprob and the version of the turn that made it
+    sampled = [(lp, v) for lp, v, m in zip(traj.logprobs, traj.versions, traj.loss_mask) if m]
+    want = [(-(i + 1) / 100, turn + 1) for turn, text in enumerate(turns)
+            for i in range(len(text))]
+    assert sampled == want
+    assert all(lp == 0.0 and v == -1
+               for lp, v, m in zip(traj.logprobs, traj.versions, traj.loss_mask) if not m)
+    assert (traj.end_reason, traj.turns, traj.search_calls) == ("answer", 3, 1)
+    assert search.queries == ["capital"]
+    # the engine always received the exact trajectory so far (token in, token out)
+    assert engine.calls[1][0] == expected_ids[:3 + len(turns[0]) + len(encode(obs))]
+    assert "<information>" in traj.response_text and traj.response_text.endswith("</answer>")
+
+
+def test_parse_action():
+    assert parse_action("<think> x </think><search> q </search>") == ("search", "q")
+    assert parse_action("<answer> a </answer>") == ("answer", "a")
+    assert parse_action("<search>  </search>") == ("invalid", "")
+    assert parse_action("<search> q") == ("invalid", "")
+    assert parse_action("nothing") == ("invalid", "")
+
+
+def test_max_turns():
+    traj = play(ScriptedEngine(["<search> q </search>"] * 4))
+    assert (traj.end_reason, traj.turns) == ("max_turns", 4)
+
+
+def test_turn_token_limit():
+    traj = play(ScriptedEngine(["x" * 80], finish="length"))
+    assert traj.end_reason == "turn_tokens" and traj.num_sampled == LIMITS.max_turn_tokens
+
+
+def test_context_limit_shrinks_the_last_turn_then_ends():
+    limits = Limits(max_turns=10, max_turn_tokens=50, max_obs_tokens=10_000,
+                    max_context_tokens=120)
+    engine = ScriptedEngine(["junk"] * 10 + ["y" * 60], finish="stop")
+    traj = play(engine, limits=limits)
+    assert traj.end_reason == "context"
+    assert len(traj.token_ids) <= limits.max_context_tokens
+    assert all(budget <= limits.max_context_tokens - len(ids) for ids, budget in engine.calls)
+
+
+def test_observation_token_limit():
+    limits = Limits(max_turns=10, max_turn_tokens=50, max_obs_tokens=60,
+                    max_context_tokens=10_000)
+    traj = play(ScriptedEngine(["<search> q </search>"] * 10), limits=limits)
+    assert traj.end_reason == "obs_tokens"
+    assert len(traj.token_ids) - traj.num_sampled - 3 <= 60
+
+
+def test_failed_search_becomes_an_observation():
+    failed = SearchResult([], failed=True, error="timeout")
+    traj = play(ScriptedEngine(["<search> q </search>", "<answer> a </answer>"]),
+                ScriptedSearch(failed))
+    assert traj.search_failures == 1 and "The search failed: timeout" in traj.response_text
+    assert traj.end_reason == "answer"
