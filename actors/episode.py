@@ -81,8 +81,8 @@ class SearchBackend(Protocol):
 
 def parse_action(text: str) -> tuple[str, str]:
     """('answer', text) | ('search', query) | ('invalid', ''), by the turn's last tag."""
-    answer = _ANSWER.search(text)
-    search = _SEARCH.search(text)
+    answer = next(reversed(list(_ANSWER.finditer(text))), None)
+    search = next(reversed(list(_SEARCH.finditer(text))), None)
     if answer and (not search or answer.end() >= search.end()):
         return "answer", answer.group(1).strip()
     if search and search.group(1).strip():
@@ -122,7 +122,7 @@ async def run_episode(prompt_ids: list[int], question: Question, generator: Gene
         texts.append(out.text)
         kind, payload = parse_action(out.text)
         if kind == "answer":
-            traj.end_reason = "answer"
+            traj.end_reason, traj.answer = "answer", payload
             break
         if out.finish_reason == "length":
             traj.end_reason = "turn_tokens" if budget == limits.max_turn_tokens else "context"

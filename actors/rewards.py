@@ -1,8 +1,9 @@
 """Answer rewards: EM, F1, SSRL's format reward and Search-R1's format-aware reward.
 
-Pure functions of strings. The answer is the last ``<answer>...</answer>`` in the text the
-policy generated (never the prompt). A response without an answer scores 0 and nothing here
-raises on any input.
+Pure functions of strings. The answer is what the policy wrote in its last
+``<answer>...</answer>`` (the episode loop records it from the policy's own turn, so tags
+quoted in observations never count). A response without an answer scores 0 and nothing
+here raises on any input.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import re
 import string
 from collections import Counter
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_INFORMATION = re.compile(r"<information>.*?(</information>|$)", re.DOTALL)
+_INFORMATION = re.compile(r"<information>.*?</information>", re.DOTALL)
 _TAG = re.compile(r"</?([a-z_]+)>")
 KNOWN_TAGS = {"think", "search", "information", "answer"}
 
@@ -23,12 +23,6 @@ def normalize_answer(text: str) -> str:
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
-
-
-def extract_answer(response: str) -> str | None:
-    """The last answer the policy wrote; text inside <information> blocks is not its own."""
-    found = _ANSWER.findall(_INFORMATION.sub(" ", response))
-    return found[-1].strip() if found else None
 
 
 def exact_match(prediction: str | None, golds: list[str]) -> float:
@@ -83,23 +77,12 @@ def is_valid_format(response: str) -> bool:
                if cur == "search")
 
 
-def ssrl_reward(response: str, golds: list[str]) -> float:
-    """0.9 * EM + 0.1 * format (SSRL)."""
-    em = exact_match(extract_answer(response), golds)
-    return 0.9 * em + 0.1 * float(is_valid_format(response))
-
-
-def search_r1_format_reward(response: str, golds: list[str],
-                            retrieved_has_answer: bool = False) -> float:
-    """Search-R1's format-aware reward table.
+def format_aware_reward(correct: bool, valid: bool, retrieved_has_answer: bool) -> float:
+    """Search-R1's format-aware table for a response that has an answer.
 
     correct+valid 1.0, correct+invalid 0.8, wrong+valid 0.2 (0.3 if the retrieved text
-    contained the answer), wrong+invalid with an answer 0.1, no answer 0.
+    contained the answer), wrong+invalid 0.1. (No answer at all scores 0 in score().)
     """
-    answer = extract_answer(response)
-    if answer is None:
-        return 0.0
-    correct, valid = exact_match(answer, golds) == 1.0, is_valid_format(response)
     if correct:
         return 1.0 if valid else 0.8
     if valid:
@@ -112,17 +95,27 @@ def answer_in_text(text: str, golds: list[str]) -> bool:
     return any(normalize_answer(g) and normalize_answer(g) in norm for g in golds)
 
 
-def score(kind: str, response: str, golds: list[str]) -> float:
-    """The training reward named by kind: em, f1, ssrl or search_r1_format."""
-    if kind == "search_r1_format":
-        retrieved = " ".join(m.group(0) for m in _INFORMATION.finditer(response))
-        return search_r1_format_reward(response, golds, answer_in_text(retrieved, golds))
-    return REWARDS[kind](response, golds)
+def score(kind: str, answer: str | None, response: str, golds: list[str]) -> float:
+    """The training reward named by kind: em, f1, ssrl or search_r1_format.
+
+    answer: the episode's final answer (None when it ended without one); response: all
+    text after the prompt, observations included (for the format and retrieval checks).
+    """
+    return REWARDS[kind](answer, response, golds)
+
+
+def _search_r1(answer: str | None, response: str, golds: list[str]) -> float:
+    if answer is None:
+        return 0.0
+    retrieved = " ".join(m.group(0) for m in _INFORMATION.finditer(response))
+    correct, valid = exact_match(answer, golds) == 1.0, is_valid_format(response)
+    return format_aware_reward(correct, valid, answer_in_text(retrieved, golds))
 
 
 REWARDS = {
-    "em": lambda response, golds: exact_match(extract_answer(response), golds),
-    "f1": lambda response, golds: f1_score(extract_answer(response), golds),
-    "ssrl": ssrl_reward,
+    "em": lambda answer, response, golds: exact_match(answer, golds),
+    "f1": lambda answer, response, golds: f1_score(answer, golds),
+    "ssrl": lambda answer, response, golds: (0.9 * exact_match(answer, golds)
+                                             + 0.1 * float(is_valid_format(response))),
+    "search_r1_format": _search_r1,
 }
-REWARD_NAMES = [*REWARDS, "search_r1_format"]

@@ -14,7 +14,7 @@ import time
 
 from actors.dataset import load_questions, question_for
 from actors.episode import STOP_STRINGS, Limits, TurnOutput, run_episode
-from actors.rewards import exact_match, extract_answer, score
+from actors.rewards import exact_match, score
 from actors.simulator import SimulatorSearch
 from actors.trajectory import Trajectory
 from conf.schema import RolloutConf, SimulatorConf
@@ -125,8 +125,8 @@ class RolloutWorker:
     def _score(self, traj: Trajectory, group_index: int, q) -> None:
         traj.group_index, traj.question_index = group_index, q.index
         traj.data_source, traj.answers = q.data_source, q.answers
-        traj.reward = score(self.reward, traj.response_text, q.answers)
-        traj.em = exact_match(extract_answer(traj.response_text), q.answers)
+        traj.reward = score(self.reward, traj.answer, traj.response_text, q.answers)
+        traj.em = exact_match(traj.answer, q.answers)
 
     async def load_weights(self, path: str, version: int) -> float:
         """Reload weights from a saved checkpoint; returns the seconds spent."""

@@ -23,6 +23,7 @@ class Trajectory:
     data_source: str = ""
     answers: list[str] = field(default_factory=list)
     response_text: str = ""
+    answer: str | None = None
     reward: float = 0.0
     em: float = 0.0
     turns: int = 0

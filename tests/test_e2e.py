@@ -75,4 +75,7 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
     expected = to_vllm_layout(after, engine.keys())
     assert len(engine) >= 10
     for name, values in engine.items():
-        assert torch.equal(torch.tensor(values), expected[name]), name
+        got, want = torch.tensor(values), expected[name]
+        # vLLM pads the vocabulary dimension of the embedding; the padding rows stay 0
+        assert torch.equal(got[:len(want)], want), name
+        assert not got[len(want):].any(), name

@@ -65,6 +65,7 @@ def test_masks_exactly_the_observation_spans_and_aligns_logprobs():
     assert all(lp == 0.0 and v == -1
                for lp, v, m in zip(traj.logprobs, traj.versions, traj.loss_mask) if not m)
     assert (traj.end_reason, traj.turns, traj.search_calls) == ("answer", 3, 1)
+    assert traj.answer == "Paris"
     assert search.queries == ["capital"]
     # the engine always received the exact trajectory so far (token in, token out)
     assert engine.calls[1][0] == expected_ids[:3 + len(turns[0]) + len(encode(obs))]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from actors.rewards import (exact_match, extract_answer, f1_score, is_valid_format,
-                            normalize_answer, score, search_r1_format_reward, ssrl_reward)
+from actors.rewards import (exact_match, f1_score, format_aware_reward, is_valid_format,
+                            normalize_answer, score)
 
 VALID = ("<think> need it </think><search> q </search>"
          "<information>Doc 1: Paris is big</information>"
@@ -36,12 +36,6 @@ def test_em_f1(pred, golds, em, f1):
     assert f1_score(pred, golds) == pytest.approx(f1)
 
 
-def test_answer_is_last_one_outside_information():
-    text = "<answer> a </answer> x <answer> b </answer><information><answer> c </answer>"
-    assert extract_answer(text) == "b"
-    assert extract_answer("no tags at all") is None
-
-
 @pytest.mark.parametrize("response, valid", [
     (VALID, True),
     ("<think> t </think><answer> Paris </answer>", True),
@@ -57,27 +51,32 @@ def test_format(response, valid):
 
 
 def test_ssrl_reward():
-    assert ssrl_reward(VALID, ["Paris"]) == pytest.approx(1.0)  # 0.9 + 0.1
-    assert ssrl_reward(VALID, ["Rome"]) == pytest.approx(0.1)  # format only
-    assert ssrl_reward("<answer> Paris </answer>", ["Paris"]) == pytest.approx(0.9)
-    assert ssrl_reward("garbage", ["Paris"]) == 0.0
+    assert score("ssrl", "Paris", VALID, ["Paris"]) == pytest.approx(1.0)  # 0.9 + 0.1
+    assert score("ssrl", "Paris", VALID, ["Rome"]) == pytest.approx(0.1)  # format only
+    assert score("ssrl", "Paris", "<answer> Paris </answer>", ["Paris"]) == pytest.approx(0.9)
+    assert score("ssrl", None, "garbage", ["Paris"]) == 0.0
 
 
 def test_search_r1_format_table():
-    invalid_right = "<answer> Paris </answer>"
-    invalid_wrong = "<answer> Rome </answer>"
+    assert format_aware_reward(correct=True, valid=True, retrieved_has_answer=False) == 1.0
+    assert format_aware_reward(True, False, False) == 0.8
+    assert format_aware_reward(False, True, False) == 0.2
+    assert format_aware_reward(False, True, True) == 0.3
+    assert format_aware_reward(False, False, True) == 0.1
+    # through score(): validity and retrieval are read off the response
     valid_wrong = VALID.replace("<answer> Paris", "<answer> Rome")
-    assert search_r1_format_reward(VALID, ["Paris"]) == 1.0
-    assert search_r1_format_reward(invalid_right, ["Paris"]) == 0.8
-    assert search_r1_format_reward(valid_wrong, ["Paris"]) == 0.2
-    assert search_r1_format_reward(valid_wrong, ["Paris"], retrieved_has_answer=True) == 0.3
-    assert search_r1_format_reward(invalid_wrong, ["Paris"]) == 0.1
-    assert search_r1_format_reward("no answer", ["Paris"]) == 0.0
-    # score() finds the answer in the retrieved text by itself
-    assert score("search_r1_format", valid_wrong, ["Paris"]) == 0.3
+    assert score("search_r1_format", "Paris", VALID, ["Paris"]) == 1.0
+    assert score("search_r1_format", "Paris", "<answer> Paris </answer>", ["Paris"]) == 0.8
+    assert score("search_r1_format", "Rome", valid_wrong, ["Paris"]) == 0.3  # info had Paris
+    assert score("search_r1_format", "Rome", valid_wrong, ["Oslo"]) == 0.2
+    assert score("search_r1_format", "Rome", "<answer> Rome </answer>", ["Paris"]) == 0.1
+    # no answer at all: 0 even though the text quotes answer tags (an observation did)
+    assert score("search_r1_format", None, "put it between <answer> and </answer>",
+                 ["and"]) == 0.0
 
 
 @pytest.mark.parametrize("kind", ["em", "f1", "ssrl", "search_r1_format"])
 @pytest.mark.parametrize("junk", ["", "<answer>", "</answer><answer>", "\x00\xff", "<<>>" * 50])
 def test_no_answer_scores_zero_and_never_raises(kind, junk):
-    assert score(kind, junk, ["Paris"]) == 0.0
+    assert score(kind, None, junk, ["Paris"]) == 0.0
+    assert score(kind, junk, junk, ["Paris"]) in (0.0, 0.1)  # a junk answer is wrong
