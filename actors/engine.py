@@ -44,10 +44,10 @@ def sampling_params(max_tokens: int, temperature: float, stop: list[str] | None 
                           seed=seed)
 
 
-async def generate(engine, token_ids: list[int], params):
-    """Run one request to completion and return its single CompletionOutput."""
+async def generate(engine, token_ids: list[int], params, whole: bool = False):
+    """Run one request to completion; its CompletionOutput (the RequestOutput if whole)."""
     final = None
     async for output in engine.generate({"prompt_token_ids": token_ids}, params,
                                         request_id=uuid.uuid4().hex):
         final = output
-    return final.outputs[0]
+    return final if whole else final.outputs[0]

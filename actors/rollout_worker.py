@@ -150,5 +150,16 @@ class RolloutWorker:
     async def export_weights(self) -> list[dict]:
         return await self.engine.collective_rpc("export_weights")
 
+    async def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
+        """The engine's logprob of each token given those before it (0.0 for the first)."""
+        from actors.engine import generate, sampling_params
+
+        params = sampling_params(1, 1.0)
+        params.prompt_logprobs = 0
+        async with self.lock:
+            out = await generate(self.engine, token_ids, params, whole=True)
+        return [0.0] + [step[tok].logprob for tok, step in
+                        zip(token_ids[1:], out.prompt_logprobs[1:])]
+
     def stop(self) -> None:
         self.stopping = True

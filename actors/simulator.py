@@ -41,9 +41,6 @@ class SimulatorServer:
         return {"docs": parse_documents(out.text, self.conf.num_docs),
                 "tokens": len(out.token_ids), "latency_s": time.monotonic() - start}
 
-    async def export_weights(self) -> list[dict]:
-        return await self.engine.collective_rpc("export_weights")
-
 
 class SimulatorSearch:
     """The episode-side client of the simulator pool (one per rollout worker)."""

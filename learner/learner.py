@@ -80,5 +80,11 @@ class Learner:
             shutil.rmtree(old, ignore_errors=True)
         return str(path)
 
+    @torch.no_grad()
+    def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
+        """The model's logprob of each token given those before it (0.0 for the first)."""
+        ids = torch.tensor([token_ids], device=self.device)  # (1, T)
+        return token_logprobs(self.model(input_ids=ids).logits, ids)[0].tolist()
+
     def weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}

@@ -6,7 +6,8 @@ so that it searches and answers; the simulator stays random.
 Everything lands in one cache folder keyed by a version string; a later call finds it and
 returns at once. Building is deterministic (fixed seeds) and needs no network. The models
 use head_dim 64 (vLLM's CPU attention needs it) and float32, so the learner and the vLLM
-engines hold bit-identical weights after a sync.
+engines hold bit-identical weights after a sync. Embeddings are untied: vLLM 0.32 on CPU
+keeps a processed copy of a tied output head that reload_weights does not refresh.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-BUILD_VERSION = "tiny-v2"
+BUILD_VERSION = "tiny-v3"
 WARM_START_STEPS = 150
 TAGS = ["<think>", "</think>", "<search>", "</search>", "<answer>", "</answer>",
         "<information>", "</information>"]
@@ -95,7 +96,7 @@ def build_model(vocab_size: int, out_dir: Path, layers: int, seed: int) -> None:
     config = Qwen2Config(
         vocab_size=vocab_size, hidden_size=128, intermediate_size=256,
         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
-        head_dim=64, max_position_embeddings=4096, tie_word_embeddings=True,
+        head_dim=64, max_position_embeddings=4096, tie_word_embeddings=False,
         bos_token_id=0, eos_token_id=0, torch_dtype="float32",
     )
     torch.manual_seed(seed)

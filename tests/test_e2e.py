@@ -6,7 +6,10 @@ import json
 import pytest
 import torch
 
+from transformers import AutoModelForCausalLM
+
 from conf.loader import load_config
+from learner.losses import token_logprobs
 from orchestrator import cli, wiring
 from orchestrator.metrics import DummyWandb, MetricsLogger
 from orchestrator.train import make_run_dir, run_loop
@@ -60,7 +63,8 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
     cfg = load_config("conf/tiny.yaml", [f"trainer.total_steps={STEPS}", "learner.lr=1e-3",
                                          f"trainer.run_dir={tmp_path}"])
     run_dir = make_run_dir(cfg.trainer.run_dir)
-    system = wiring.start_system(cfg, wiring.resolve_assets(cfg), run_dir)
+    assets = wiring.resolve_assets(cfg)
+    system = wiring.start_system(cfg, assets, run_dir)
     try:
         before = ray_cluster.get(system.learner.weights.remote(), timeout=120)
         logger = MetricsLogger(run_dir, DummyWandb())
@@ -68,14 +72,28 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
         logger.close()
         after = ray_cluster.get(system.learner.weights.remote(), timeout=120)
         (engine,) = ray_cluster.get(system.workers[0].export_weights.remote(), timeout=120)
+        probe = list(range(5, 200, 3))
+        engine_lp, learner_lp = ray_cluster.get(
+            [system.workers[0].prompt_logprobs.remote(probe),
+             system.learner.prompt_logprobs.remote(probe)], timeout=120)
     finally:
         wiring.stop_system(system, 120)
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
     assert not unchanged, f"parameters that did not change: {unchanged}"
     expected = to_vllm_layout(after, engine.keys())
-    assert len(engine) >= 10
-    for name, values in engine.items():
-        got, want = torch.tensor(values), expected[name]
+    # vLLM's CPU backend repacks linear weights (their parameters read back empty), so
+    # those are compared through the model's outputs; the rest must be bit-identical.
+    readable = {k: torch.tensor(v) for k, v in engine.items() if len(v)}
+    assert "model.embed_tokens.weight" in readable and len(readable) >= 5
+    for name, got in readable.items():
+        want = expected[name]
         # vLLM pads the vocabulary dimension of the embedding; the padding rows stay 0
         assert torch.equal(got[:len(want)], want), name
         assert not got[len(want):].any(), name
+    assert torch.allclose(torch.tensor(engine_lp), torch.tensor(learner_lp), atol=1e-4)
+    # the same probe under the initial weights differs, so the check above can fail
+    initial = AutoModelForCausalLM.from_pretrained(assets.policy_path, dtype=torch.float32)
+    ids = torch.tensor([probe])
+    with torch.no_grad():
+        initial_lp = token_logprobs(initial(input_ids=ids).logits, ids)[0]
+    assert not torch.allclose(initial_lp, torch.tensor(learner_lp), atol=1e-4)
