@@ -3,7 +3,6 @@ engine runs the same loop in the integration test)."""
 
 import asyncio
 
-import pytest
 
 from actors.episode import (INVALID_ACTION, Limits, Question, SearchResult, TurnOutput,
                             format_observation, parse_action, run_episode)
