@@ -15,12 +15,13 @@ from collections import Counter
 _INFORMATION = re.compile(r"<information>.*?</information>", re.DOTALL)
 _TAG = re.compile(r"</?([a-z_]+)>")
 KNOWN_TAGS = {"think", "search", "information", "answer"}
+_PUNCTUATION = set(string.punctuation)
 
 
 def normalize_answer(text: str) -> str:
     """SQuAD normalization: lowercase, drop punctuation and articles, fold whitespace."""
     text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
@@ -92,7 +93,7 @@ def format_aware_reward(correct: bool, valid: bool, retrieved_has_answer: bool) 
 
 def answer_in_text(text: str, golds: list[str]) -> bool:
     norm = normalize_answer(text)
-    return any(normalize_answer(g) and normalize_answer(g) in norm for g in golds)
+    return any(gold and gold in norm for gold in map(normalize_answer, golds))
 
 
 def score(kind: str, answer: str | None, response: str, golds: list[str]) -> float:

@@ -13,6 +13,7 @@ import asyncio
 import time
 
 from actors.dataset import load_questions, question_for
+from actors.engine import generate, sampling_params, start_engine
 from actors.episode import STOP_STRINGS, Limits, TurnOutput, run_episode
 from actors.rewards import exact_match, score
 from actors.simulator import SimulatorSearch
@@ -54,8 +55,6 @@ class RolloutWorker:
     def __init__(self, worker_index: int, conf: RolloutConf, model_path: str,
                  train_path: str, reward: str, seed: int, queue, simulator_handle,
                  simulator_conf: SimulatorConf, admit_timeout_s: float):
-        from actors.engine import start_engine
-
         self.conf, self.reward, self.seed, self.queue = conf, reward, seed, queue
         self.admit_timeout_s = admit_timeout_s
         self.engine = start_engine(conf.engine, model_path, seed + worker_index)
@@ -79,8 +78,6 @@ class RolloutWorker:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     async def generate(self, token_ids: list[int], max_tokens: int) -> TurnOutput:
-        from actors.engine import generate, sampling_params
-
         params = sampling_params(max_tokens, self.conf.episode.temperature, STOP_STRINGS,
                                  logprobs=True)
         async with self.lock:
@@ -152,8 +149,6 @@ class RolloutWorker:
 
     async def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
         """The engine's logprob of each token given those before it (0.0 for the first)."""
-        from actors.engine import generate, sampling_params
-
         params = sampling_params(1, 1.0)
         params.prompt_logprobs = 0
         async with self.lock:

@@ -14,6 +14,7 @@ import asyncio
 import random
 import time
 
+from actors.engine import generate, sampling_params, start_engine
 from actors.episode import Question, SearchResult
 from actors.simulator_prompt import parse_documents, simulator_prompt
 from conf.schema import SimulatorConf
@@ -21,8 +22,6 @@ from conf.schema import SimulatorConf
 
 class SimulatorServer:
     def __init__(self, conf: SimulatorConf, model_path: str, seed: int):
-        from actors.engine import start_engine
-
         self.conf = conf
         self.engine = start_engine(conf.engine, model_path, seed)
         self.tokenizer = self.engine.get_tokenizer()
@@ -30,8 +29,6 @@ class SimulatorServer:
     async def search(self, query: str, question: str, answers: list[str],
                      noisy: bool) -> dict:
         """k documents for query: {"docs": [str], "tokens": int, "latency_s": float}."""
-        from actors.engine import generate, sampling_params
-
         start = time.monotonic()
         prompt = simulator_prompt(query, question, answers, noisy, self.conf.num_docs,
                                   self.conf.doc_words)
