@@ -44,6 +44,18 @@ def sampling_params(max_tokens: int, temperature: float, stop: list[str] | None 
                           seed=seed)
 
 
+async def sample_turn(engine, token_ids: list[int], max_tokens: int, temperature: float,
+                      stop: list[str], version: int):
+    """One policy turn as a TurnOutput: sampled ids, their logprobs, text, finish reason."""
+    from actors.episode import TurnOutput
+
+    params = sampling_params(max_tokens, temperature, stop, logprobs=True)
+    out = await generate(engine, token_ids, params)
+    logprobs = [step[tok].logprob for tok, step in zip(out.token_ids, out.logprobs)]
+    finish = "length" if out.finish_reason == "length" else "stop"
+    return TurnOutput(list(out.token_ids), logprobs, out.text, finish, version)
+
+
 async def generate(engine, token_ids: list[int], params, whole: bool = False):
     """Run one request to completion; its CompletionOutput (the RequestOutput if whole)."""
     final = None

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+from actors.search import SearchBackend, SearchRequest, SearchResult
 from actors.trajectory import Trajectory
 
 # The instruction shown to the policy: a paraphrase of the Search-R1 / ZeroSearch prompt.
@@ -54,14 +55,6 @@ class TurnOutput:
     version: int
 
 
-@dataclass
-class SearchResult:
-    docs: list[tuple[str, str]]  # (title, text)
-    failed: bool = False
-    error: str = ""
-    noisy: bool = False
-
-
 @dataclass(frozen=True)
 class Question:
     index: int
@@ -72,11 +65,8 @@ class Question:
 
 
 class Generator(Protocol):
-    async def generate(self, token_ids: list[int], max_tokens: int) -> TurnOutput: ...
-
-
-class SearchBackend(Protocol):
-    async def search(self, query: str, question: Question) -> SearchResult: ...
+    async def generate(self, token_ids: list[int], max_tokens: int,
+                       stop: list[str] | None = None) -> TurnOutput: ...
 
 
 def parse_action(text: str) -> tuple[str, str]:
@@ -103,13 +93,16 @@ def format_observation(result: SearchResult) -> str:
 
 async def run_episode(prompt_ids: list[int], question: Question, generator: Generator,
                       search: SearchBackend, encode: Callable[[str], list[int]],
-                      limits: Limits) -> Trajectory:
-    """Play one episode; the trajectory's end_reason says why it stopped."""
+                      limits: Limits, key: str = "") -> Trajectory:
+    """Play one episode; the trajectory's end_reason says why it stopped.
+
+    `key` names the episode in the run (group/sample); each search adds its turn to it.
+    """
     traj = Trajectory.from_prompt(prompt_ids)
     texts: list[str] = []
     obs_tokens, start = 0, time.monotonic()
     traj.end_reason = "max_turns"
-    for _ in range(limits.max_turns):
+    for turn in range(limits.max_turns):
         budget = min(limits.max_turn_tokens, limits.max_context_tokens - len(traj.token_ids))
         if budget <= 0:
             traj.end_reason = "context"
@@ -128,10 +121,11 @@ async def run_episode(prompt_ids: list[int], question: Question, generator: Gene
             traj.end_reason = "turn_tokens" if budget == limits.max_turn_tokens else "context"
             break
         if kind == "search":
-            observation = await _search(traj, search, payload, question)
+            request = SearchRequest(payload, question.question, question.answers,
+                                    f"{key}/t{turn}", traj.token_ids)
+            observation, obs_ids = await _search(traj, search, request, encode)
         else:
-            observation = INVALID_ACTION
-        obs_ids = encode(observation)
+            observation, obs_ids = INVALID_ACTION, encode(INVALID_ACTION)
         obs_tokens += len(obs_ids)
         if obs_tokens > limits.max_obs_tokens:
             traj.end_reason = "obs_tokens"
@@ -146,12 +140,16 @@ async def run_episode(prompt_ids: list[int], question: Question, generator: Gene
     return traj
 
 
-async def _search(traj: Trajectory, search: SearchBackend, query: str,
-                  question: Question) -> str:
+async def _search(traj: Trajectory, search: SearchBackend, request: SearchRequest,
+                  encode: Callable[[str], list[int]]) -> tuple[str, list[int]]:
+    """The observation's text and token ids (self-search hands over its own ids)."""
     t0 = time.monotonic()
-    result = await search.search(query, question)
+    result = await search.search(request)
     traj.search_s += time.monotonic() - t0
     traj.search_calls += 1
     traj.search_failures += int(result.failed)
     traj.noisy_searches += int(result.noisy)
-    return format_observation(result)
+    if result.token_ids is not None:
+        return result.text, result.token_ids
+    observation = format_observation(result)
+    return observation, encode(observation)

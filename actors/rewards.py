@@ -96,6 +96,12 @@ def answer_in_text(text: str, golds: list[str]) -> bool:
     return any(gold and gold in norm for gold in map(normalize_answer, golds))
 
 
+def contains_answer(text: str, golds: list[str]) -> bool:
+    """A gold answer occurs in text as whole normalised words (not inside another word)."""
+    norm = f" {normalize_answer(text)} "
+    return any(gold and f" {gold} " in norm for gold in map(normalize_answer, golds))
+
+
 def score(kind: str, answer: str | None, response: str, golds: list[str]) -> float:
     """The training reward named by kind: em, f1, ssrl or search_r1_format.
 

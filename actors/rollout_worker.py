@@ -13,12 +13,12 @@ import asyncio
 import time
 
 from actors.dataset import load_questions, question_for
-from actors.engine import generate, sampling_params, start_engine
+from actors.engine import generate, sample_turn, sampling_params, start_engine
 from actors.episode import STOP_STRINGS, Limits, TurnOutput, run_episode
 from actors.rewards import exact_match, score
-from actors.simulator import SimulatorSearch
+from actors.search import BackendContext, make_backend
 from actors.trajectory import Trajectory
-from conf.schema import RolloutConf, SimulatorConf
+from conf.schema import RolloutConf, SearchConf, SimulatorConf
 
 
 class VersionLock:
@@ -53,13 +53,14 @@ class VersionLock:
 
 class RolloutWorker:
     def __init__(self, worker_index: int, conf: RolloutConf, model_path: str,
-                 train_path: str, reward: str, seed: int, queue, simulator_handle,
-                 simulator_conf: SimulatorConf, admit_timeout_s: float):
+                 train_path: str, reward: str, seed: int, queue, search_conf: SearchConf,
+                 simulator_conf: SimulatorConf, simulator_handle, admit_timeout_s: float):
         self.conf, self.reward, self.seed, self.queue = conf, reward, seed, queue
         self.admit_timeout_s = admit_timeout_s
         self.engine = start_engine(conf.engine, model_path, seed + worker_index)
         self.questions = load_questions(train_path)
-        self.search = SimulatorSearch(simulator_handle, simulator_conf, seed * 7919 + worker_index)
+        self.search = make_backend(search_conf, BackendContext(
+            simulator_conf, seed, simulator_handle, generator=self, encode=self.encode))
         ep = conf.episode
         self.limits = Limits(ep.max_turns, ep.max_turn_tokens, ep.max_obs_tokens,
                              ep.max_context_tokens)
@@ -77,16 +78,14 @@ class RolloutWorker:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    async def generate(self, token_ids: list[int], max_tokens: int) -> TurnOutput:
-        params = sampling_params(max_tokens, self.conf.episode.temperature, STOP_STRINGS,
-                                 logprobs=True)
+    async def generate(self, token_ids: list[int], max_tokens: int,
+                       stop: list[str] | None = None) -> TurnOutput:
         async with self.lock:
-            version = self.version
-            out = await generate(self.engine, token_ids, params)
-        logprobs = [step[tok].logprob for tok, step in zip(out.token_ids, out.logprobs)]
+            out = await sample_turn(self.engine, token_ids, max_tokens,
+                                    self.conf.episode.temperature, stop or STOP_STRINGS,
+                                    self.version)
         self.generated_tokens += len(out.token_ids)
-        finish = "length" if out.finish_reason == "length" else "stop"
-        return TurnOutput(list(out.token_ids), logprobs, out.text, finish, version)
+        return out
 
     async def run(self) -> int:
         """Play groups until stopped; returns the number of groups started."""
@@ -110,8 +109,9 @@ class RolloutWorker:
         try:
             q = self.questions[question_for(ticket.index, len(self.questions), self.seed)]
             prompt_ids = self.encode(q.prompt)
-            episodes = [run_episode(prompt_ids, q, self, self.search, self.encode, self.limits)
-                        for _ in range(self.conf.group_size)]
+            episodes = [run_episode(prompt_ids, q, self, self.search, self.encode,
+                                    self.limits, key=f"g{ticket.index}/s{sample}")
+                        for sample in range(self.conf.group_size)]
             group: list[Trajectory] = await asyncio.gather(*episodes)
             for traj in group:
                 self._score(traj, ticket.index, q)
@@ -140,7 +140,7 @@ class RolloutWorker:
         self.search.noise_probability = p
 
     def drain_stats(self) -> dict:
-        stats = self.search.drain_stats()
+        stats = self.search.stats.drain()
         stats["generated_tokens"], self.generated_tokens = self.generated_tokens, 0
         return stats
 

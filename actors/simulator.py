@@ -1,23 +1,21 @@
-"""The simulated search engine: a vLLM engine behind Ray Serve, and its client.
+"""The simulated search engine: a vLLM engine behind Ray Serve, and an OpenAI-API twin.
 
 ``SimulatorServer`` is the body of the Serve deployment (wired in
 ``orchestrator.wiring``): each replica runs one AsyncLLM with the simulator model, so the
-requests of many episodes are batched by the engine. ``SimulatorSearch`` is what an
-episode calls: it draws useful/noisy per query from a seeded generator with the current
-curriculum probability, and bounds every call with a timeout and a few retries; a search
-that still fails comes back as a recorded failure, never a hang.
+requests of many episodes are batched by the engine. ``pool_writer`` calls the pool
+through a Serve handle (a replica that dies fails the call, and the retry in
+``actors.search`` lands on a live one); ``OpenAIWriter`` asks any OpenAI-compatible chat
+endpoint instead, with the same prompt (one user message), as ZeroSearch served it. Both
+return ``{"docs": [str], "tokens": int}`` and raise on failure.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
+import os
 
 from actors.engine import generate, sampling_params, start_engine
-from actors.episode import Question, SearchResult
 from actors.simulator_prompt import parse_documents, simulator_prompt
-from conf.schema import SimulatorConf
+from conf.schema import OpenAIConf, SimulatorConf
 
 
 class SimulatorServer:
@@ -26,56 +24,59 @@ class SimulatorServer:
         self.engine = start_engine(conf.engine, model_path, seed)
         self.tokenizer = self.engine.get_tokenizer()
 
-    async def search(self, query: str, question: str, answers: list[str],
-                     noisy: bool) -> dict:
-        """k documents for query: {"docs": [str], "tokens": int, "latency_s": float}."""
-        start = time.monotonic()
-        prompt = simulator_prompt(query, question, answers, noisy, self.conf.num_docs,
-                                  self.conf.doc_words)
+    async def search(self, query: str, question: str, answers: list[str], noisy: bool,
+                     num_docs: int) -> dict:
+        """num_docs documents for query: {"docs": [str], "tokens": int}."""
+        prompt = simulator_prompt(self.conf.prompt, query, question, answers, noisy,
+                                  num_docs, self.conf.doc_words)
         params = sampling_params(self.conf.max_tokens, self.conf.temperature,
-                                 stop=[f"Doc {self.conf.num_docs + 1}:"])
+                                 stop=[f"Doc {num_docs + 1}:"])
         out = await generate(self.engine, self.tokenizer.encode(prompt), params)
-        return {"docs": parse_documents(out.text, self.conf.num_docs),
-                "tokens": len(out.token_ids), "latency_s": time.monotonic() - start}
+        return {"docs": parse_documents(out.text, num_docs), "tokens": len(out.token_ids)}
+
+    def check_health(self) -> None:
+        """Serve's health probe: a dead engine marks the replica unhealthy (replaced)."""
+        if self.engine.errored:
+            raise RuntimeError("the simulator engine has died")
 
 
-class SimulatorSearch:
-    """The episode-side client of the simulator pool (one per rollout worker)."""
+def pool_writer(handle):
+    async def write(query: str, question: str, answers: list[str], noisy: bool,
+                    num_docs: int) -> dict:
+        return await handle.search.remote(query, question, answers, noisy, num_docs)
 
-    def __init__(self, handle, conf: SimulatorConf, seed: int):
-        self.handle = handle
-        self.conf = conf
-        self.rng = random.Random(seed)
-        self.noise_probability = 0.0
-        self.latencies: list[float] = []
-        self.tokens: list[int] = []
-        self.failures = 0
-        self.retried = 0
+    return write
 
-    async def search(self, query: str, question: Question) -> SearchResult:
-        noisy = self.rng.random() <= self.noise_probability if self.noise_probability else False
-        error = ""
-        for attempt in range(self.conf.retries + 1):
-            if attempt:
-                self.retried += 1
-                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
-            try:
-                reply = await asyncio.wait_for(
-                    self.handle.search.remote(query, question.question, question.answers,
-                                              noisy),
-                    self.conf.timeout_s)
-            except Exception as err:  # any replica or transport failure is retried
-                error = f"{type(err).__name__}: {err}"[:200]
-                continue
-            self.latencies.append(reply["latency_s"])
-            self.tokens.append(reply["tokens"])
-            return SearchResult([("", d) for d in reply["docs"]], noisy=noisy)
-        self.failures += 1
-        return SearchResult([], failed=True, error=error or "unknown error", noisy=noisy)
 
-    def drain_stats(self) -> dict[str, list | int]:
-        """Latencies and token counts since the last call, plus failure counters."""
-        stats = {"latencies": self.latencies, "tokens": self.tokens,
-                 "failures": self.failures, "retried": self.retried}
-        self.latencies, self.tokens, self.failures, self.retried = [], [], 0, 0
-        return stats
+class OpenAIWriter:
+    """The simulator prompt sent to ``{base_url}/chat/completions``."""
+
+    def __init__(self, conf: OpenAIConf, simulator: SimulatorConf):
+        if not conf.base_url or not conf.model:
+            raise ValueError("search.openai.base_url and search.openai.model must be set "
+                             "for search.backend=openai")
+        self.conf, self.simulator = conf, simulator
+        self.session = None  # created inside the event loop that uses it
+
+    async def __call__(self, query: str, question: str, answers: list[str], noisy: bool,
+                       num_docs: int) -> dict:
+        import aiohttp
+
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+        sim = self.simulator
+        body = {"model": self.conf.model, "max_tokens": sim.max_tokens,
+                "temperature": sim.temperature, "stop": [f"Doc {num_docs + 1}:"],
+                "messages": [{"role": "user", "content": simulator_prompt(
+                    sim.prompt, query, question, answers, noisy, num_docs, sim.doc_words)}]}
+        key = os.environ.get(self.conf.api_key_env, "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        url = self.conf.base_url.rstrip("/") + "/chat/completions"
+        async with self.session.post(url, json=body, headers=headers) as response:
+            if response.status != 200:
+                raise RuntimeError(f"{url} answered {response.status}: "
+                                   f"{(await response.text())[:200]}")
+            reply = await response.json()
+        text = reply["choices"][0]["message"]["content"] or ""
+        tokens = int(reply.get("usage", {}).get("completion_tokens", 0))
+        return {"docs": parse_documents(text, num_docs), "tokens": tokens}

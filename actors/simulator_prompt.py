@@ -1,32 +1,60 @@
-"""The simulator's prompt and the parsing of its output (pure, no engine).
+"""The simulator's prompts and the parsing of its output (pure, no engine).
 
 The simulator plays a search engine: given a query it writes ``num_docs`` documents that
-are either useful or noisy. The gold answer is given in both modes (the ZeroSearch SFT
-format); the mode keyword is what steers quality. Output is read as ``Doc 1: ...`` up to
-``Doc k``, cut at ``Doc k+1``; missing, merged or empty documents are tolerated and the
-number of usable ones is reported.
+are either useful or noisy. Two prompt modes:
+
+- ``sft``: the format a fine-tuned simulator is trained on (``simsearch sft-simulator``):
+  the mode keyword, the question and its gold answer (given in both modes; the keyword is
+  what steers quality).
+- ``prompt_only``: for an LLM that was not fine-tuned: the same request with a worked
+  example; the noisy variant leaves out the question and the answer, so the model cannot
+  leak them.
+
+Without a question (a plain ``POST /retrieve`` query) the user-context sentence is left
+out. Output is read as ``Doc 1: ...`` up to ``Doc k``, cut at ``Doc k+1``; missing, merged
+or empty documents are tolerated and callers report how many were usable.
 """
 
 from __future__ import annotations
 
 import re
 
-PROMPT = (
-    "You are a search engine. Given a query, write {num_docs} {mode} documents for it. "
-    "The user is trying to answer the question \"{question}\" whose answer is {answer}. "
-    "Each document has about {doc_words} words and contains {mode} information.\n"
-    "Query: {query}\n{mode_title} output:\n"
-)
-
+HEAD = "You are a search engine. Given a query, write {num_docs} {mode} documents for it. "
+CONTEXT = "The user is trying to answer the question \"{question}\" whose answer is {answer}. "
+BODY = "Each document has about {doc_words} words and contains {mode} information.\n"
+TAIL = "Query: {query}\n{mode_title} output:\n"
+EXAMPLES = {
+    "useful": ("Example. Query: tallest mountain on earth\nUseful output:\n"
+               "Doc 1: Mount Everest in the Himalayas is the tallest mountain on earth, "
+               "8849 metres above sea level.\nDoc 2: The highest peak in the world is "
+               "Everest, on the border of Nepal and China.\n"),
+    "noisy": ("Example. Query: tallest mountain on earth\nNoisy output:\n"
+              "Doc 1: Mountains form where tectonic plates meet, over millions of years.\n"
+              "Doc 2: Many climbers train for years before a high-altitude expedition.\n"),
+}
+PROMPT_MODES = ("sft", "prompt_only")
 _DOC_HEAD = re.compile(r"Doc\s*(\d+)\s*:", re.IGNORECASE)
 
 
-def simulator_prompt(query: str, question: str, answers: list[str], noisy: bool,
-                     num_docs: int, doc_words: int) -> str:
-    mode = "noisy" if noisy else "useful"
-    return PROMPT.format(num_docs=num_docs, mode=mode, question=question,
-                         answer=", ".join(answers) or "unknown", doc_words=doc_words,
-                         query=query, mode_title=mode.capitalize())
+def simulator_prompt(mode: str, query: str, question: str, answers: list[str],
+                     noisy: bool, num_docs: int, doc_words: int) -> str:
+    """The prompt for one search; question may be empty (no user context known)."""
+    if mode not in PROMPT_MODES:
+        raise ValueError(f"unknown simulator prompt mode {mode!r}; allowed: {PROMPT_MODES}")
+    kind = "noisy" if noisy else "useful"
+    text = HEAD.format(num_docs=num_docs, mode=kind)
+    with_context = question and not (mode == "prompt_only" and noisy)
+    if with_context:
+        text += CONTEXT.format(question=question, answer=", ".join(answers) or "unknown")
+    text += BODY.format(doc_words=doc_words, mode=kind)
+    if mode == "prompt_only":
+        text += EXAMPLES[kind]
+    return text + TAIL.format(query=query, mode_title=kind.capitalize())
+
+
+def format_documents(docs: list[str]) -> str:
+    """Documents as the simulator writes them (the SFT target)."""
+    return "".join(f"Doc {i}: {doc}\n" for i, doc in enumerate(docs, 1))
 
 
 def parse_documents(text: str, num_docs: int) -> list[str]:

@@ -61,14 +61,14 @@ def _type_message(err: OmegaConfBaseException) -> str:
 
 
 def _section_of(full_key: str):
-    """The dataclass that holds full_key's last part, or None."""
-    cls = Config
+    """The config section (a dataclass instance) that holds full_key's last part, or None."""
+    node = Config()
     for part in full_key.split(".")[:-1]:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):
-            return cls if part not in fields else None
-        cls = fields[part].default_factory
-    return cls
+        child = getattr(node, part, None)
+        if not dataclasses.is_dataclass(child):
+            return node if child is None else None
+        node = child
+    return node
 
 
 def check_ranges(node, prefix: str = "") -> None:

@@ -93,6 +93,9 @@ class CurriculumConf:
     """Noise probability from `steps` on (ZeroSearch: 0.5)."""
     base: float = bounded(4.0, 1.0001, 1000.0)
     """Base b of the exponential schedule (ZeroSearch: 4)."""
+    schedule: str = choice("exponential", "exponential", "linear", "constant")
+    """How noise rises from start to end: ZeroSearch's exponential, linear, or constant
+    (end throughout)."""
     steps: int = bounded(0, 0, 1 << 30)
     """Steps over which noise rises; 0 = trainer.total_steps."""
 
@@ -113,26 +116,115 @@ class AutoscalingConf:
 
 @dataclass
 class SimulatorConf:
-    num_docs: int = bounded(3, 1, 20)
-    """Documents per search (ZeroSearch: 5)."""
+    """The simulated search engine: prompt and sampling, and the pool that serves it."""
+
+    prompt: str = choice("sft", "sft", "prompt_only")
+    """sft: the fine-tuned simulator's format (mode keyword, question and gold answer);
+    prompt_only: an un-tuned LLM, with a worked example (its noisy variant omits question
+    and answer)."""
     doc_words: int = bounded(30, 1, 1000)
-    """Words asked for per document."""
+    """Words asked for per document (ZeroSearch: 30)."""
     max_tokens: int = bounded(96, 1, 1 << 16)
     """Tokens the simulator may write per search (ZeroSearch: 600)."""
     temperature: float = bounded(0.8, 0.0, 10.0)
     """Simulator sampling temperature (ZeroSearch: 0.8)."""
-    timeout_s: float = bounded(60.0, 0.1, 3600.0)
-    """Deadline of one search call."""
-    retries: int = bounded(2, 0, 100)
-    """Retries after a failed or timed-out search before it is recorded as failed."""
     num_cpus: float = bounded(0.5, 0.0, 1024.0)
     """Ray CPUs per simulator replica."""
     num_gpus: float = bounded(0.0, 0.0, 64.0)
     """Ray GPUs per simulator replica."""
+    resource: str = "simulator"
+    """Custom Ray resource a replica needs one unit of, so replicas land only on nodes that
+    offer it and the cluster autoscaler adds or removes simulator nodes on its own; empty =
+    no custom resource. An embedded local cluster offers max_replicas units."""
     autoscaling: AutoscalingConf = field(default_factory=AutoscalingConf)
     """Ray Serve autoscaling of the simulator pool."""
     engine: EngineConf = field(default_factory=EngineConf)
     """The simulator engine."""
+
+
+@dataclass
+class OpenAIConf:
+    base_url: str = ""
+    """OpenAI-compatible endpoint, ending in /v1, whose model plays the simulator."""
+    model: str = ""
+    """Model name the endpoint serves."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the API key (unset = no key sent)."""
+
+
+@dataclass
+class Bm25Conf:
+    corpus_path: str = ""
+    """Search-R1 jsonl corpus to index; empty = the tiny world's corpus."""
+
+
+@dataclass
+class HttpConf:
+    url: str = "http://127.0.0.1:8000/retrieve"
+    """A Search-R1 retrieval server's /retrieve endpoint."""
+    batch_window_s: float = bounded(0.01, 0.0, 10.0)
+    """Searches arriving within this window go out in one request."""
+
+
+@dataclass
+class SearchConf:
+    """Where an episode's searches go."""
+
+    backend: str = choice("simulator", "simulator", "openai", "bm25", "http", "self")
+    """simulator: the Ray Serve pool; openai: an OpenAI-compatible LLM playing the
+    simulator; bm25: a local retriever over a jsonl corpus; http: a Search-R1 retrieval
+    server; self: no call, the policy writes its own information (SSRL)."""
+    topk: int = bounded(3, 1, 50)
+    """Documents per search (ZeroSearch: 5, Search-R1: 3)."""
+    timeout_s: float = bounded(60.0, 0.001, 3600.0)
+    """Deadline of one search call."""
+    retries: int = bounded(2, 0, 100)
+    """Retries (with exponential backoff) after a failed or timed-out call; then the search
+    is recorded as failed and the episode sees a failure observation."""
+    openai: OpenAIConf = field(default_factory=OpenAIConf)
+    """Settings of the openai backend."""
+    bm25: Bm25Conf = field(default_factory=Bm25Conf)
+    """Settings of the bm25 backend."""
+    http: HttpConf = field(default_factory=HttpConf)
+    """Settings of the http backend."""
+
+
+@dataclass
+class ServeConf:
+    """`simsearch serve-simulator`: the pool behind a Search-R1 `POST /retrieve`."""
+
+    host: str = "127.0.0.1"
+    """Address the HTTP endpoint binds to; 0.0.0.0 exposes it to the network."""
+    port: int = bounded(8000, 1, 65535)
+    """HTTP port."""
+    max_queries: int = bounded(1024, 1, 1 << 20)
+    """Most queries one request may carry; more is refused with 413."""
+    max_body_bytes: int = bounded(1 << 20, 64, 1 << 30)
+    """Largest request body accepted; larger is refused with 413."""
+
+
+@dataclass
+class SftConf:
+    """`simsearch sft-simulator`: collect, label, fine-tune, save."""
+
+    search: SearchConf = field(default_factory=lambda: SearchConf(backend="bm25"))
+    """The real backend the policy searches while collecting (query, documents) pairs."""
+    questions: int = bounded(0, 0, 1 << 30)
+    """Training questions to play for collection; 0 = all."""
+    samples: int = bounded(2, 1, 1024)
+    """Episodes per question during collection."""
+    label: str = choice("answer", "answer", "outcome")
+    """answer: a document is useful when it contains a gold answer; outcome: when its
+    episode reached the right answer (a cheaper proxy for an LLM judge)."""
+    steps: int = bounded(600, 1, 1 << 30)
+    """Fine-tuning steps."""
+    lr: float = bounded(1e-3, 0.0, 1.0)
+    """Fine-tuning learning rate (ZeroSearch reports 1e-6 for 3B-14B models; tiny models
+    need far more)."""
+    batch_size: int = bounded(16, 1, 1 << 16)
+    """Examples per fine-tuning step."""
+    output_dir: str = ""
+    """Where the dataset and checkpoint go; empty = a new folder under trainer.run_dir."""
 
 
 @dataclass
@@ -197,8 +289,11 @@ class Config:
     data: DataConf = field(default_factory=DataConf)
     rollout: RolloutConf = field(default_factory=RolloutConf)
     simulator: SimulatorConf = field(default_factory=SimulatorConf)
+    search: SearchConf = field(default_factory=SearchConf)
     curriculum: CurriculumConf = field(default_factory=CurriculumConf)
     queue: QueueConf = field(default_factory=QueueConf)
     learner: LearnerConf = field(default_factory=LearnerConf)
     trainer: TrainerConf = field(default_factory=TrainerConf)
     wandb: WandbConf = field(default_factory=WandbConf)
+    serve: ServeConf = field(default_factory=ServeConf)
+    sft: SftConf = field(default_factory=SftConf)

@@ -17,11 +17,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-BUILD_VERSION = "tiny-v3"
+BUILD_VERSION = "tiny-v4"
 WARM_START_STEPS = 150
 TAGS = ["<think>", "</think>", "<search>", "</search>", "<answer>", "</answer>",
         "<information>", "</information>"]
 EOS = "<|endoftext|>"
+# Each message's content as it is: the simulator's prompt reaches the model unchanged when
+# it is served by an OpenAI-compatible server (search.backend=openai).
+CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,10 @@ def build_tokenizer(texts: list[str], out_dir: Path):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from actors.simulator_prompt import PROMPT
+    from actors import simulator_prompt as sp
 
-    extra = [PROMPT, "Doc 1: Doc 2: Doc 3: Doc 4: Doc 5: Useful Noisy useful noisy",
+    extra = [sp.HEAD + sp.CONTEXT + sp.BODY + sp.TAIL, *sp.EXAMPLES.values(),
+             "Doc 1: Doc 2: Doc 3: Doc 4: Doc 5: Useful Noisy useful noisy",
              "The search failed. Your previous action is invalid."]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -85,6 +89,7 @@ def build_tokenizer(texts: list[str], out_dir: Path):
     tok.train_from_iterator(texts + extra, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS)
     fast.add_tokens(TAGS)  # plain added tokens: decoded as text, so stop strings see them
+    fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(out_dir)
     return fast
 

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 from actors.dataset import load_questions
-from actors.episode import SearchResult, format_observation
+from actors.episode import format_observation
+from actors.search import SearchResult
 
 
 def _documents(corpus_path: Path) -> dict[str, str]:
@@ -24,8 +25,9 @@ def _documents(corpus_path: Path) -> dict[str, str]:
     return docs
 
 
-def demonstrations(data_dir: Path) -> list[tuple[str, str, str]]:
-    """(prompt, first turn + observation, final turn) texts for every training question."""
+def demonstrations(data_dir: Path) -> list[list[tuple[str, bool]]]:
+    """Per training question: prompt, search turn, observation, answer turn, as
+    (text, trained) parts; the prompt and the observation are not trained (as in RL)."""
     docs = _documents(data_dir / "corpus.jsonl")
     demos = []
     for q in load_questions(data_dir / "train.parquet"):
@@ -33,56 +35,14 @@ def demonstrations(data_dir: Path) -> list[tuple[str, str, str]]:
         observation = format_observation(SearchResult([("", docs.get(title, ""))]))
         first = f"<think> I need to search. </think> <search> {q.question} </search>"
         final = f"<think> I found it. </think> <answer> {q.answers[0]} </answer>"
-        demos.append((q.prompt, first + observation, final))
+        demos.append([(q.prompt, False), (first, True), (observation, False), (final, True)])
     return demos
 
 
 def warm_start(model_dir: Path, data_dir: Path, steps: int, seed: int, lr: float = 3e-3,
                batch_size: int = 16) -> float:
     """Fine-tune the model in model_dir in place; returns the last loss."""
-    import random
+    from learner.sft import finetune
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    examples = [_encode(tokenizer, *demo) for demo in demonstrations(data_dir)]
-    loss = torch.tensor(0.0)
-    for _ in range(steps):
-        batch = rng.sample(examples, min(batch_size, len(examples)))
-        ids, labels = _pad(batch, tokenizer.pad_token_id)
-        loss = model(input_ids=ids, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.save_pretrained(model_dir)
-    return loss.item()
-
-
-def _encode(tokenizer, prompt: str, middle: str, final: str) -> tuple[list[int], list[int]]:
-    """Token ids and labels: -100 on the prompt and the observation (masked like RL)."""
-    first, _, observation = middle.partition("</search>")
-    parts = [(prompt, False), (first + "</search>", True), (observation, False),
-             (final, True)]
-    ids, labels = [], []
-    for text, trained in parts:
-        piece = tokenizer.encode(text, add_special_tokens=False)
-        ids += piece
-        labels += piece if trained else [-100] * len(piece)
-    return ids, labels
-
-
-def _pad(batch, pad_id: int):
-    import torch
-
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)  # (B, T)
-    for i, (x, y) in enumerate(batch):
-        ids[i, :len(x)] = torch.tensor(x)
-        labels[i, :len(y)] = torch.tensor(y)
-    return ids, labels
+    return finetune(model_dir, model_dir, demonstrations(data_dir), steps, lr, batch_size,
+                    seed)[-1]

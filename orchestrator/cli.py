@@ -1,6 +1,8 @@
 """The ``simsearch`` command line.
 
     simsearch train [CONFIG.yaml] [section.key=value ...]
+    simsearch serve-simulator [CONFIG.yaml] [section.key=value ...]
+    simsearch sft-simulator [CONFIG.yaml] [section.key=value ...]
 
 A config error stops with the offending key and what it allows, before anything starts.
 """
@@ -12,6 +14,12 @@ import sys
 
 from conf.loader import ConfigError, load_config
 
+COMMANDS = {
+    "train": "train a search agent",
+    "serve-simulator": "serve the simulator pool as a Search-R1 POST /retrieve endpoint",
+    "sft-simulator": "collect, label and fine-tune a simulator; save an HF checkpoint",
+}
+
 
 def _split(args: list[str]) -> tuple[str | None, list[str]]:
     if args and "=" not in args[0]:
@@ -19,11 +27,34 @@ def _split(args: list[str]) -> tuple[str | None, list[str]]:
     return None, args
 
 
+def _train(cfg) -> None:
+    from orchestrator.train import train
+
+    train(cfg)
+
+
+def _serve_simulator(cfg) -> None:
+    from orchestrator.serve_simulator import serve_simulator
+
+    serve_simulator(cfg)
+
+
+def _sft_simulator(cfg) -> None:
+    from orchestrator.sft_simulator import sft_simulator
+
+    sft_simulator(cfg)
+
+
+RUNNERS = {"train": _train, "serve-simulator": _serve_simulator,
+           "sft-simulator": _sft_simulator}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="simsearch", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    train_cmd = sub.add_parser("train", help="train a search agent")
-    train_cmd.add_argument("args", nargs="*", metavar="[CONFIG.yaml] [section.key=value]")
+    for name, help_text in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("args", nargs="*", metavar="[CONFIG.yaml] [section.key=value]")
     ns = parser.parse_args(argv)
     path, overrides = _split(ns.args)
     try:
@@ -31,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as err:
         print(f"simsearch: config error: {err}", file=sys.stderr)
         return 2
-    from orchestrator.train import train
-
-    train(cfg)
+    RUNNERS[ns.command](cfg)
     return 0
 
 

@@ -56,17 +56,19 @@ def batch_metrics(groups: list[list[Trajectory]], learner_version: int) -> dict[
 
 
 def rollout_metrics(worker_stats: list[dict], step_s: float) -> dict[str, float]:
-    """Simulator latency/cost and rollout throughput from the workers' drained counters."""
+    """Search latency/cost and rollout throughput from the workers' drained counters."""
     latencies = [x for s in worker_stats for x in s["latencies"]]
     tokens = [x for s in worker_stats for x in s["tokens"]]
     generated = sum(s["generated_tokens"] for s in worker_stats)
     return {
-        "simulator/latency_p50_s": _percentile(latencies, 0.5),
-        "simulator/latency_p99_s": _percentile(latencies, 0.99),
-        "simulator/queries": float(len(latencies)),
+        "search/latency_p50_s": _percentile(latencies, 0.5),
+        "search/latency_p99_s": _percentile(latencies, 0.99),
+        "search/queries": float(len(latencies)),
+        "search/queries_per_s": len(latencies) / max(step_s, 1e-9),
         "simulator/tokens_per_query": _mean(tokens),
-        "simulator/failed": float(sum(s["failures"] for s in worker_stats)),
-        "simulator/retried": float(sum(s["retried"] for s in worker_stats)),
+        "search/usable_docs_mean": _mean(x for s in worker_stats for x in s["usable_docs"]),
+        "search/failed": float(sum(s["failures"] for s in worker_stats)),
+        "search/retried": float(sum(s["retried"] for s in worker_stats)),
         "throughput/rollout_tokens_per_s": generated / max(step_s, 1e-9),
     }
 

@@ -27,7 +27,7 @@ def train(cfg: Config) -> Path:
 
     run_dir = make_run_dir(cfg.trainer.run_dir)
     assets = wiring.resolve_assets(cfg)
-    started_ray = wiring.connect_ray(cfg.trainer.ray_address)
+    started_ray = wiring.connect_ray(cfg.trainer.ray_address, cfg.simulator)
     system = wiring.start_system(cfg, assets, run_dir)
     logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg))
     try:
@@ -47,16 +47,18 @@ def run_loop(cfg: Config, system, logger) -> dict[str, float]:
     import ray
     from tqdm import tqdm
 
-    from orchestrator.curriculum import noise_probability
+    from orchestrator.curriculum import Curriculum
     from orchestrator.metrics import batch_metrics, rollout_metrics
+    from orchestrator.wiring import simulator_replicas
 
     timeout, cur = cfg.trainer.step_timeout_s, cfg.curriculum
     workers, queue, learner = system.workers, system.queue, system.learner
+    curriculum = Curriculum(cur.schedule, cur.start, cur.end, cur.base,
+                            cur.steps or cfg.trainer.total_steps)
     metrics: dict[str, float] = {}
     for step in tqdm(range(cfg.trainer.total_steps), desc="train", unit="step"):
         t0 = time.monotonic()
-        noise = noise_probability(step, cur.steps or cfg.trainer.total_steps, cur.start,
-                                  cur.end, cur.base)
+        noise = curriculum.advance(step)
         ray.get([w.set_noise_probability.remote(noise) for w in workers], timeout=timeout)
         batch = ray.get(queue.get_batch.remote(step, timeout), timeout=timeout)
         metrics = batch_metrics(batch, learner_version=step)
@@ -70,6 +72,7 @@ def run_loop(cfg: Config, system, logger) -> dict[str, float]:
         step_s = time.monotonic() - t0
         stats = ray.get([w.drain_stats.remote() for w in workers], timeout=timeout)
         metrics.update(rollout_metrics(stats, step_s))
+        metrics["simulator/replicas"] = simulator_replicas() if system.simulator else 0
         metrics.update({"step": step, "policy_version": step + 1, "timing/step_s": step_s,
                         "curriculum/noise_prob": noise})
         logger.log(metrics, step)

@@ -8,12 +8,13 @@ learner and the rollout workers, and waits until every engine is up.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from conf.schema import Config
+from conf.schema import Config, SearchConf, SimulatorConf
 
 SIMULATOR_APP = "simulator"
+SIMULATOR_DEPLOYMENT = "SimulatorServer"
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Assets:
     train_path: str
     policy_path: str
     simulator_path: str
+    corpus_path: str  # for the bm25 backend
 
 
 @dataclass
@@ -30,14 +32,14 @@ class System:
     queue: object
     learner: object
     workers: list
-    simulator: object  # a Serve DeploymentHandle
+    simulator: object  # a Serve DeploymentHandle, None when no search goes to the pool
     worker_runs: list  # ObjectRefs of RolloutWorker.run
 
 
 def resolve_assets(cfg: Config) -> Assets:
     """Config paths, with the tiny world and models (built on first use) as defaults."""
     needs_tiny = not (cfg.data.train_path and cfg.rollout.engine.model_path
-                      and cfg.simulator.engine.model_path)
+                      and cfg.simulator.engine.model_path and cfg.search.bm25.corpus_path)
     tiny = None
     if needs_tiny:
         from learner.tiny_models import ensure_tiny_assets
@@ -47,11 +49,20 @@ def resolve_assets(cfg: Config) -> Assets:
         train_path=cfg.data.train_path or str(tiny.data / "train.parquet"),
         policy_path=cfg.rollout.engine.model_path or str(tiny.policy),
         simulator_path=cfg.simulator.engine.model_path or str(tiny.simulator),
+        corpus_path=cfg.search.bm25.corpus_path or str(tiny.data / "corpus.jsonl"),
     )
 
 
-def connect_ray(address: str) -> bool:
-    """Join `address` or RAY_ADDRESS; otherwise start a local cluster. True if started."""
+def with_corpus(conf: SearchConf, corpus_path: str) -> SearchConf:
+    """The search section with the bm25 corpus resolved."""
+    return replace(conf, bm25=replace(conf.bm25, corpus_path=corpus_path))
+
+
+def connect_ray(address: str, simulator: SimulatorConf) -> bool:
+    """Join `address` or RAY_ADDRESS; otherwise start a local cluster. True if started.
+
+    An embedded cluster offers the simulator's custom resource for max_replicas replicas.
+    """
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS", "")
@@ -60,18 +71,33 @@ def connect_ray(address: str) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True)
         return False
-    ray.init(include_dashboard=False, log_to_driver=True)
+    resources = {simulator.resource: simulator.autoscaling.max_replicas} if \
+        simulator.resource else {}
+    ray.init(include_dashboard=False, log_to_driver=True, resources=resources)
     return True
 
 
-def start_simulator(cfg: Config, model_path: str):
+def _warn_if_resource_missing(resource: str) -> None:
+    import ray
+
+    if resource and resource not in ray.cluster_resources():
+        print(f"simsearch: no node offers the custom resource '{resource}' yet; simulator "
+              f"replicas wait until the autoscaler adds one (or set simulator.resource='' "
+              f"or start nodes with --resources='{{\"{resource}\": N}}')", flush=True)
+
+
+def simulator_app(sim: SimulatorConf, model_path: str, seed: int):
+    """The simulator pool as a bound Serve deployment, options from config."""
     from ray import serve
 
     from actors.simulator import SimulatorServer
 
-    sim = cfg.simulator
     scale = sim.autoscaling
-    options = {"ray_actor_options": {"num_cpus": sim.num_cpus, "num_gpus": sim.num_gpus},
+    actor = {"num_cpus": sim.num_cpus, "num_gpus": sim.num_gpus}
+    if sim.resource:
+        actor["resources"] = {sim.resource: 1}
+    _warn_if_resource_missing(sim.resource)
+    options = {"ray_actor_options": actor,
                "max_ongoing_requests": max(1, int(scale.target_ongoing_requests * 4))}
     if scale.min_replicas == scale.max_replicas:
         options["num_replicas"] = scale.max_replicas
@@ -81,10 +107,26 @@ def start_simulator(cfg: Config, model_path: str):
             "target_ongoing_requests": scale.target_ongoing_requests,
             "upscale_delay_s": scale.upscale_delay_s,
             "downscale_delay_s": scale.downscale_delay_s}
+    return serve.deployment(SimulatorServer, name=SIMULATOR_DEPLOYMENT, **options).bind(
+        sim, model_path, seed)
+
+
+def start_simulator(sim: SimulatorConf, model_path: str, seed: int,
+                    app_name: str = SIMULATOR_APP):
+    """Deploy the pool (no HTTP); returns its handle once its replicas run."""
+    from ray import serve
+
     serve.start(proxy_location="Disabled")
-    app = serve.deployment(SimulatorServer, name="SimulatorServer", **options).bind(
-        sim, model_path, cfg.trainer.seed)
-    return serve.run(app, name=SIMULATOR_APP, route_prefix=None)
+    return serve.run(simulator_app(sim, model_path, seed), name=app_name, route_prefix=None)
+
+
+def simulator_replicas(app_name: str = SIMULATOR_APP) -> int:
+    """Running replicas of the simulator pool (0 when it is not deployed)."""
+    from ray import serve
+
+    app = serve.status().applications.get(app_name)
+    deployment = app.deployments.get(SIMULATOR_DEPLOYMENT) if app else None
+    return deployment.replica_states.get("RUNNING", 0) if deployment else 0
 
 
 def start_system(cfg: Config, assets: Assets, run_dir: Path) -> System:
@@ -97,14 +139,17 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path) -> System:
     timeout = cfg.trainer.step_timeout_s
     queue = ray.remote(TrajectoryQueue).options(num_cpus=0).remote(
         cfg.trainer.groups_per_step, cfg.queue.max_staleness)
-    simulator = start_simulator(cfg, assets.simulator_path)
+    simulator = None
+    if cfg.search.backend == "simulator":
+        simulator = start_simulator(cfg.simulator, assets.simulator_path, cfg.trainer.seed)
+    search = with_corpus(cfg.search, assets.corpus_path)
     learner = ray.remote(Learner).options(
         num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus).remote(
         cfg.learner, assets.policy_path, str(run_dir / "weights"), cfg.trainer.seed)
     ro = cfg.rollout
     workers = [ray.remote(RolloutWorker).options(num_cpus=ro.num_cpus, num_gpus=ro.num_gpus)
                .remote(i, ro, assets.policy_path, assets.train_path, cfg.learner.reward,
-                       cfg.trainer.seed, queue, simulator, cfg.simulator,
+                       cfg.trainer.seed, queue, search, cfg.simulator, simulator,
                        cfg.queue.admit_timeout_s)
                for i in range(ro.num_workers)]
     ray.get([w.ready.remote() for w in workers], timeout=timeout)
@@ -119,6 +164,7 @@ def stop_system(system: System, timeout_s: float) -> None:
     ray.get([w.stop.remote() for w in system.workers], timeout=timeout_s)
     ray.get(system.queue.close.remote(), timeout=timeout_s)
     ray.get(system.worker_runs, timeout=timeout_s)
-    serve.delete(SIMULATOR_APP)
+    if system.simulator is not None:
+        serve.delete(SIMULATOR_APP)
     for actor in [*system.workers, system.learner, system.queue]:
         ray.kill(actor)

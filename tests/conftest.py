@@ -27,9 +27,22 @@ tempfile.tempdir = _PRIVATE
 def ray_cluster():
     import ray
 
-    ray.init(include_dashboard=False, num_cpus=os.cpu_count(), log_to_driver=True)
+    # the simulator pool's replicas need the custom resource `simulator` (one unit each)
+    ray.init(include_dashboard=False, num_cpus=os.cpu_count(), log_to_driver=True,
+             resources={"simulator": 8})
     yield ray
     from ray import serve
 
     serve.shutdown()
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_assets():
+    """The tiny world and models (built once under the private HOME)."""
+    from conf.schema import WorldConf
+    from learner.tiny_models import ensure_tiny_assets
+
+    world = WorldConf()
+    return ensure_tiny_assets(world.cache_dir, world.seed, world.num_people)
+

@@ -1,8 +1,10 @@
-"""The noise curriculum against the ZeroSearch formula at several steps."""
+"""The noise curriculum: schedules against their formulas, seeded draws, checkpointed state."""
+
+import json
 
 import pytest
 
-from orchestrator.curriculum import noise_probability
+from orchestrator.curriculum import Curriculum, is_noisy, noise_probability
 
 
 @pytest.mark.parametrize("step, expected", [
@@ -21,3 +23,46 @@ def test_exponential_schedule(step, expected):
 def test_start_offset():
     # p_s = 0.25: 0.25 + (1/3) * 0.25 at mid-training
     assert noise_probability(50, 100, 0.25, 0.5, 4.0) == pytest.approx(0.25 + 0.25 / 3)
+
+
+@pytest.mark.parametrize("schedule, step, expected", [
+    ("linear", 0, 0.1),
+    ("linear", 25, 0.1 + 0.25 * 0.4),  # p_s + i/m * (p_e - p_s)
+    ("linear", 75, 0.1 + 0.75 * 0.4),
+    ("linear", 100, 0.5),
+    ("constant", 0, 0.5),
+    ("constant", 60, 0.5),
+    ("exponential", 50, 0.1 + 0.4 / 3),  # (4^0.5 - 1) / 3 = 1/3 of the way
+])
+def test_schedules(schedule, step, expected):
+    assert noise_probability(step, 100, 0.1, 0.5, 4.0, schedule) == pytest.approx(expected)
+
+
+def draws(curriculum: Curriculum, seed: int, steps: range) -> list[bool]:
+    out = []
+    for step in steps:
+        p = curriculum.advance(step)
+        out += [is_noisy(p, seed, f"g{step}/s{s}/t{t}") for s in range(4) for t in range(3)]
+    return out
+
+
+def test_draws_replay_from_the_seed_and_follow_the_probability():
+    make = lambda: Curriculum("exponential", 0.0, 0.5, 4.0, total_steps=40)
+    first, again = draws(make(), 11, range(40)), draws(make(), 11, range(40))
+    assert first == again
+    assert first != draws(make(), 12, range(40))
+    assert not any(first[:12])  # p(0) = 0: step 0 is never noisy
+    # over many keys the noisy share approaches p
+    many = [is_noisy(0.3, 5, f"k{i}") for i in range(20000)]
+    assert abs(sum(many) / len(many) - 0.3) < 0.015
+
+
+def test_state_survives_a_checkpoint():
+    run = Curriculum("linear", 0.0, 0.5, 4.0, total_steps=40)
+    before = draws(run, 3, range(0, 20))
+    state = json.loads(json.dumps(run.state_dict()))  # what a checkpoint file holds
+    resumed = Curriculum("linear", 0.0, 0.5, 4.0, total_steps=40)
+    resumed.load_state_dict(state)
+    assert resumed.step == 19 and resumed.probability() == run.probability()
+    uninterrupted = Curriculum("linear", 0.0, 0.5, 4.0, total_steps=40)
+    assert before + draws(resumed, 3, range(20, 40)) == draws(uninterrupted, 3, range(40))

@@ -21,7 +21,7 @@ REQUIRED_KEYS = [
     "step", "policy_version", "reward/mean", "em/mean", "episode/turns_mean",
     "episode/search_calls_mean", "staleness/mean", "staleness/max", "queue/depth",
     "timing/step_s", "timing/weight_sync_s", "throughput/rollout_tokens_per_s",
-    "curriculum/noise_prob", "simulator/latency_p50_s",
+    "curriculum/noise_prob", "search/latency_p50_s",
 ]
 STEPS = 3
 
@@ -40,7 +40,7 @@ def test_train_command_logs_every_step(ray_cluster, tmp_path, capsys):
             assert not [k for k in REQUIRED_KEYS if k not in row]
             assert row["staleness/max"] <= 1
             assert row["policy_version"] == row["step"] + 1
-    assert sum(r["simulator/queries"] for r in lines) > 0  # the simulator pool answered
+    assert sum(r["search/queries"] for r in lines) > 0  # the simulator pool answered
     assert lines[-1]["curriculum/noise_prob"] > lines[0]["curriculum/noise_prob"]
 
 

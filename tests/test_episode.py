@@ -3,9 +3,9 @@ engine runs the same loop in the integration test)."""
 
 import asyncio
 
-
-from actors.episode import (INVALID_ACTION, Limits, Question, SearchResult, TurnOutput,
-                            format_observation, parse_action, run_episode)
+from actors.episode import (INVALID_ACTION, Limits, Question, TurnOutput, format_observation,
+                            parse_action, run_episode)
+from actors.search import SearchResult
 
 Q = Question(0, "where?", "prompt", ["Paris"], "test")
 LIMITS = Limits(max_turns=4, max_turn_tokens=50, max_obs_tokens=1000, max_context_tokens=1000)
@@ -20,7 +20,7 @@ class ScriptedEngine:
     def __init__(self, turns: list[str], finish: str = "stop"):
         self.turns, self.finish, self.calls = list(turns), finish, []
 
-    async def generate(self, token_ids, max_tokens):
+    async def generate(self, token_ids, max_tokens, stop=None):
         self.calls.append((list(token_ids), max_tokens))
         text = self.turns.pop(0)
         ids = [ord(c) for c in text][:max_tokens]
@@ -31,16 +31,17 @@ class ScriptedEngine:
 
 class ScriptedSearch:
     def __init__(self, result=SearchResult([("T", "Paris is big")])):
-        self.result, self.queries = result, []
+        self.result, self.queries, self.keys = result, [], []
 
-    async def search(self, query, question):
-        self.queries.append(query)
+    async def search(self, request):
+        self.queries.append(request.query)
+        self.keys.append(request.key)
         return self.result
 
 
 def play(engine, search=None, limits=LIMITS, prompt=(1, 2, 3)):
     return asyncio.run(run_episode(list(prompt), Q, engine, search or ScriptedSearch(),
-                                   encode, limits))
+                                   encode, limits, key="g7/s1"))
 
 
 def test_masks_exactly_the_observation_spans_and_aligns_logprobs():
@@ -66,6 +67,7 @@ def test_masks_exactly_the_observation_spans_and_aligns_logprobs():
     assert (traj.end_reason, traj.turns, traj.search_calls) == ("answer", 3, 1)
     assert traj.answer == "Paris"
     assert search.queries == ["capital"]
+    assert search.keys == ["g7/s1/t0"]  # the noise draw's key: group, sample, turn
     # the engine always received the exact trajectory so far (token in, token out)
     assert engine.calls[1][0] == expected_ids[:3 + len(turns[0]) + len(encode(obs))]
     assert "<information>" in traj.response_text and traj.response_text.endswith("</answer>")

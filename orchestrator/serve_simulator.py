@@ -1,0 +1,76 @@
+"""``simsearch serve-simulator``: the simulator pool as a long-lived Search-R1 retriever.
+
+Deploys one Serve application: the ``RetrieveAPI`` ingress at ``POST /retrieve`` (bound
+to ``serve.host``, 127.0.0.1 by default) in front of the autoscaled simulator pool, then
+waits for Ctrl-C or SIGTERM and takes the application down.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from conf.schema import Config
+
+API_APP = "simulator-api"
+
+
+def deploy_retrieve_api(cfg: Config, model_path: str, ready_timeout_s: float = 60.0) -> str:
+    """Deploy the API and its pool on the connected cluster; returns the /retrieve URL."""
+    from ray import serve
+
+    from actors.retrieve_api import RetrieveAPI
+    from orchestrator.wiring import simulator_app
+
+    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+    api = serve.deployment(RetrieveAPI, name="RetrieveAPI", num_replicas=1,
+                           max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
+    pool = simulator_app(cfg.simulator, model_path, cfg.trainer.seed)
+    serve.run(api.bind(pool, cfg.serve, cfg.search), name=API_APP, route_prefix="/")
+    url = f"http://{cfg.serve.host}:{cfg.serve.port}/retrieve"
+    _wait_until_listening(url, ready_timeout_s)
+    return url
+
+
+def _wait_until_listening(url: str, timeout_s: float) -> None:
+    """A GET must come back 405 (the API is there); anything else after timeout_s fails."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+        except urllib.error.HTTPError as err:
+            if err.code == 405:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{url} is not answering; if Ray Serve already runs on this cluster with "
+                f"other HTTP options (or none), shut it down first (serve shutdown)")
+        time.sleep(0.5)
+
+
+def serve_simulator(cfg: Config) -> None:
+    import ray
+    from ray import serve
+
+    from orchestrator import wiring
+
+    assets = wiring.resolve_assets(cfg)
+    started_ray = wiring.connect_ray(cfg.trainer.ray_address, cfg.simulator)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        url = deploy_retrieve_api(cfg, assets.simulator_path)
+        print(f"serving the simulator at POST {url} (Ctrl-C stops)", flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        serve.delete(API_APP)
+        if started_ray:
+            serve.shutdown()
+            ray.shutdown()

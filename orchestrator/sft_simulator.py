@@ -1,0 +1,219 @@
+"""``simsearch sft-simulator``: turn an LLM into a controllable search-engine simulator.
+
+1. Collect: the policy plays episodes on training questions against a real backend
+   (``sft.search``, bm25 over the corpus by default); every (query, documents) pair is
+   recorded.
+2. Label each document useful or noisy: ``answer`` = it contains a gold answer
+   (normalised), ``outcome`` = its episode reached the right answer.
+3. Write ``sft_simulator.jsonl``: per search, a useful example (its useful documents) and a
+   noisy one (its noisy documents), in the ``sft`` prompt format with the mode keyword,
+   balanced by down-sampling the larger class.
+4. Fine-tune the simulator model on them (loss on the documents only).
+5. Save an HF checkpoint (``<output>/simulator``) that the pool loads by path
+   (``simulator.engine.model_path``).
+
+``controllability`` measures the result: the share of useful-mode documents that contain
+the gold answer versus the share of noisy-mode ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from actors.episode import STOP_STRINGS, Limits, Question, run_episode
+from actors.rewards import contains_answer, exact_match
+from actors.simulator_prompt import format_documents, parse_documents, simulator_prompt
+from conf.schema import Config, SimulatorConf
+
+# Backends that can run here without a Ray cluster and that are not the simulator itself.
+REAL_BACKENDS = ("bm25", "http", "openai")
+
+
+@dataclass
+class SearchRecord:
+    key: str  # episode key and turn, "q<index>/s<sample>/t<turn>"
+    query: str
+    question: str
+    answers: list[str]
+    docs: list[str]
+
+
+@dataclass
+class LabeledSearch:
+    query: str
+    question: str
+    answers: list[str]
+    useful: list[str]
+    noisy: list[str]
+
+
+class EngineGenerator:
+    """The policy as an episode generator, straight on a vLLM engine (no Ray)."""
+
+    def __init__(self, engine, temperature: float):
+        self.engine, self.temperature = engine, temperature
+
+    async def generate(self, token_ids: list[int], max_tokens: int,
+                       stop: list[str] | None = None):
+        from actors.engine import sample_turn
+
+        return await sample_turn(self.engine, token_ids, max_tokens, self.temperature,
+                                 stop or STOP_STRINGS, version=0)
+
+
+class RecordingSearch:
+    """Passes searches to a backend and keeps every answered (query, documents) pair."""
+
+    def __init__(self, backend):
+        self.backend, self.stats = backend, backend.stats
+        self.records: list[SearchRecord] = []
+
+    async def search(self, request):
+        result = await self.backend.search(request)
+        if not result.failed and result.docs:
+            self.records.append(SearchRecord(request.key, request.query, request.question,
+                                              request.answers, [t for _, t in result.docs]))
+        return result
+
+
+async def collect(cfg: Config, policy_path: str, questions: list[Question], search_conf,
+                  ) -> tuple[list[SearchRecord], dict[str, float]]:
+    """Play sft.samples episodes per question; the searches and each episode's EM."""
+    from actors.engine import start_engine
+    from actors.search import BackendContext, make_backend
+
+    engine = start_engine(cfg.rollout.engine, policy_path, cfg.trainer.seed)
+    try:
+        tokenizer = engine.get_tokenizer()
+        encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
+        recorder = RecordingSearch(make_backend(
+            search_conf, BackendContext(cfg.simulator, cfg.trainer.seed)))
+        ep = cfg.rollout.episode
+        limits = Limits(ep.max_turns, ep.max_turn_tokens, ep.max_obs_tokens,
+                        ep.max_context_tokens)
+        policy = EngineGenerator(engine, ep.temperature)
+        keys = [(q, f"q{q.index}/s{s}") for q in questions for s in range(cfg.sft.samples)]
+        trajs = await asyncio.gather(*[
+            run_episode(encode(q.prompt), q, policy, recorder, encode, limits, key)
+            for q, key in keys])
+    finally:
+        engine.shutdown()
+    episode_em = {key: exact_match(t.answer, q.answers) for (q, key), t in zip(keys, trajs)}
+    return recorder.records, episode_em
+
+
+def label_searches(records: list[SearchRecord], episode_em: dict[str, float],
+                   how: str) -> list[LabeledSearch]:
+    """Split each search's documents into useful and noisy; repeated searches once."""
+    seen, out = set(), []
+    for rec in records:
+        episode_key = rec.key.rsplit("/t", 1)[0]
+        if how == "answer":
+            useful = [d for d in rec.docs if contains_answer(d, rec.answers)]
+        else:
+            useful = list(rec.docs) if episode_em.get(episode_key, 0.0) == 1.0 else []
+        noisy = [d for d in rec.docs if d not in useful]
+        ident = (rec.query, rec.question, tuple(useful), tuple(noisy))
+        if ident not in seen:
+            seen.add(ident)
+            out.append(LabeledSearch(rec.query, rec.question, rec.answers, useful, noisy))
+    return out
+
+
+def build_examples(labeled: list[LabeledSearch], doc_words: int, seed: int) -> list[dict]:
+    """Balanced useful/noisy examples in the sft prompt format."""
+    by_mode: dict[str, list[dict]] = {"useful": [], "noisy": []}
+    for item in labeled:
+        for mode, docs in (("useful", item.useful), ("noisy", item.noisy)):
+            if not docs:
+                continue
+            prompt = simulator_prompt("sft", item.query, item.question, item.answers,
+                                      mode == "noisy", len(docs), doc_words)
+            by_mode[mode].append({"mode": mode, "query": item.query,
+                                  "question": item.question, "answers": item.answers,
+                                  "prompt": prompt, "completion": format_documents(docs)})
+    size = min(len(v) for v in by_mode.values())
+    rng = random.Random(seed)
+    examples = [ex for v in by_mode.values() for ex in rng.sample(v, size)]
+    rng.shuffle(examples)
+    return examples
+
+
+def output_dir(cfg: Config) -> Path:
+    if cfg.sft.output_dir:
+        return Path(cfg.sft.output_dir)
+    from orchestrator.train import make_run_dir
+
+    return make_run_dir(cfg.trainer.run_dir) / "sft-simulator"
+
+
+def sft_simulator(cfg: Config) -> Path:
+    """Run the five steps; returns the checkpoint folder."""
+    from actors.dataset import load_questions
+    from learner.sft import finetune
+    from orchestrator.wiring import resolve_assets, with_corpus
+
+    if cfg.sft.search.backend not in REAL_BACKENDS:
+        raise ValueError(f"sft.search.backend={cfg.sft.search.backend!r} cannot collect "
+                         f"documents for simulator SFT; allowed: {', '.join(REAL_BACKENDS)}")
+    assets = resolve_assets(cfg)
+    out = output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    questions = load_questions(assets.train_path)[:cfg.sft.questions or None]
+    search = with_corpus(cfg.sft.search, assets.corpus_path)
+    records, episode_em = asyncio.run(collect(cfg, assets.policy_path, questions, search))
+    labeled = label_searches(records, episode_em, cfg.sft.label)
+    examples = build_examples(labeled, cfg.simulator.doc_words, cfg.trainer.seed)
+    if not examples:
+        raise RuntimeError(f"no balanced examples from {len(records)} searches: every "
+                           f"document was labelled the same way (sft.label={cfg.sft.label})")
+    with open(out / "sft_simulator.jsonl", "w") as f:
+        for ex in examples:
+            f.write(json.dumps(ex) + "\n")
+    checkpoint = out / "simulator"
+    losses = finetune(assets.simulator_path, checkpoint,
+                      [[(ex["prompt"], False), (ex["completion"], True)] for ex in examples],
+                      cfg.sft.steps, cfg.sft.lr, cfg.sft.batch_size, cfg.trainer.seed,
+                      end_with_eos=True)
+    summary = {"searches": len(records), "labelled": len(labeled), "examples": len(examples),
+               "label": cfg.sft.label, "loss_first": losses[0], "loss_last": losses[-1],
+               "checkpoint": str(checkpoint)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"sft-simulator: {len(records)} searches -> {len(examples)} examples "
+          f"(label={cfg.sft.label}); loss {losses[0]:.3f} -> {losses[-1]:.3f}; "
+          f"checkpoint {checkpoint.resolve()}", flush=True)
+    return checkpoint
+
+
+async def controllability(sim: SimulatorConf, model_path: str, questions: list[Question],
+                          num_docs: int, seed: int) -> dict[str, float]:
+    """Shares of useful-mode and noisy-mode documents that contain the gold answer."""
+    from actors.engine import generate, sampling_params, start_engine
+
+    engine = start_engine(sim.engine, model_path, seed)
+    try:
+        tokenizer = engine.get_tokenizer()
+        params = sampling_params(sim.max_tokens, sim.temperature, stop=[f"Doc {num_docs + 1}:"])
+
+        async def docs(q: Question, noisy: bool) -> list[str]:
+            prompt = simulator_prompt("sft", q.question, q.question, q.answers, noisy,
+                                      num_docs, sim.doc_words)
+            out = await generate(engine, tokenizer.encode(prompt), params)
+            return parse_documents(out.text, num_docs)
+
+        useful = await asyncio.gather(*[docs(q, False) for q in questions])
+        noisy = await asyncio.gather(*[docs(q, True) for q in questions])
+    finally:
+        engine.shutdown()
+    result = {}
+    for mode, per_question in (("useful", useful), ("noisy", noisy)):
+        hits = [contains_answer(d, q.answers) for q, ds in zip(questions, per_question)
+                for d in ds]
+        result[f"{mode}_docs"] = float(len(hits))
+        result[f"{mode}_with_answer"] = sum(hits) / max(1, len(hits))
+    return result
+

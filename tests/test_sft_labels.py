@@ -1,0 +1,36 @@
+"""Simulator SFT data: labelling documents and building balanced examples (pure)."""
+
+from orchestrator.sft_simulator import SearchRecord, build_examples, label_searches
+
+RECORDS = [
+    SearchRecord("q0/s0/t0", "where was Ana born", "where was Ana born?", ["Lima"],
+                 ["Ana was born in Lima.", "Bo was born in Oslo.", "Lima is in Peru."]),
+    SearchRecord("q0/s1/t0", "where was Ana born", "where was Ana born?", ["Lima"],
+                 ["Ana was born in Lima.", "Bo was born in Oslo.", "Lima is in Peru."]),
+    SearchRecord("q1/s0/t1", "Bo job", "what is Bo's job?", ["baker"],
+                 ["Bo was born in Oslo.", "Cy is a bakery owner."]),
+]
+
+
+def test_answer_labels_by_whole_word_containment():
+    labeled = label_searches(RECORDS, {}, "answer")
+    assert len(labeled) == 2  # the repeated search is kept once
+    assert labeled[0].useful == ["Ana was born in Lima.", "Lima is in Peru."]
+    assert labeled[0].noisy == ["Bo was born in Oslo."]
+    assert labeled[1].useful == []  # "bakery" does not contain the word "baker"
+
+
+def test_outcome_labels_follow_the_episode():
+    labeled = label_searches(RECORDS, {"q0/s0": 1.0, "q0/s1": 0.0, "q1/s0": 1.0}, "outcome")
+    assert [len(x.useful) for x in labeled] == [3, 0, 2]
+    assert labeled[1].noisy == RECORDS[1].docs
+
+
+def test_examples_are_balanced_and_keep_the_mode_keyword():
+    examples = build_examples(label_searches(RECORDS, {}, "answer"), doc_words=20, seed=0)
+    modes = sorted(e["mode"] for e in examples)
+    assert modes == ["noisy", "useful"]  # 2 noisy searches, 1 useful: down-sampled to 1+1
+    useful = next(e for e in examples if e["mode"] == "useful")
+    assert "write 2 useful documents" in useful["prompt"]
+    assert "whose answer is Lima" in useful["prompt"]
+    assert useful["completion"] == "Doc 1: Ana was born in Lima.\nDoc 2: Lima is in Peru.\n"

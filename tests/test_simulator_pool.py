@@ -1,0 +1,111 @@
+"""The simulator pool on a local Ray cluster: real Ray Serve, real vLLM replicas of the
+tiny simulator. It scales up under load and down when idle, a killed replica loses no
+search, and a search that times out ends as a recorded failure."""
+
+import asyncio
+
+import pytest
+
+from actors.episode import format_observation
+from actors.search import SearchRequest, SimulatedSearch
+from actors.simulator import pool_writer
+from conf.schema import AutoscalingConf, SearchConf, SimulatorConf
+from orchestrator.wiring import simulator_replicas, start_simulator
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def pool_conf(min_replicas: int, max_replicas: int, **scale) -> SimulatorConf:
+    return SimulatorConf(max_tokens=48, num_cpus=0.1, autoscaling=AutoscalingConf(
+        min_replicas=min_replicas, max_replicas=max_replicas, **scale))
+
+
+def requests(n: int, tag: str) -> list[SearchRequest]:
+    return [SearchRequest(f"where was person {i} born", f"where was person {i} born?",
+                          ["Lima"], f"{tag}/g{i}/s0/t0") for i in range(n)]
+
+
+async def search_all(search: SimulatedSearch, batch: list[SearchRequest]):
+    return await asyncio.gather(*[search.search(r) for r in batch])
+
+
+@pytest.fixture(scope="module")
+def two_replicas(ray_cluster, tiny_assets):
+    handle = start_simulator(pool_conf(2, 2), str(tiny_assets.simulator), seed=0,
+                             app_name="pool-fixed")
+    yield handle
+    from ray import serve
+
+    serve.delete("pool-fixed")
+
+
+def test_a_batch_of_queries_is_answered(two_replicas):
+    search = SimulatedSearch(pool_writer(two_replicas), SearchConf(topk=3), seed=0)
+    search.noise_probability = 0.5
+    results = asyncio.run(search_all(search, requests(16, "batch")))
+    assert all(not r.failed and 1 <= len(r.docs) <= 3 for r in results)
+    assert 0 < sum(r.noisy for r in results) < 16
+    stats = search.stats.drain()
+    assert len(stats["latencies"]) == 16 and all(t > 0 for t in stats["tokens"])
+
+
+def test_a_killed_replica_loses_no_search(two_replicas):
+    import ray
+
+    search = SimulatedSearch(pool_writer(two_replicas),
+                             SearchConf(topk=3, timeout_s=60, retries=3), seed=0)
+
+    async def search_while_killing():
+        pending = asyncio.ensure_future(search_all(search, requests(40, "kill")))
+        await asyncio.sleep(0.5)  # let requests reach both replicas
+        victim = _replica_actors("pool-fixed")[0]
+        ray.kill(victim, no_restart=True)
+        return await pending
+
+    results = asyncio.run(search_while_killing())
+    assert [r.failed for r in results] == [False] * 40
+    assert search.stats.retried >= 1  # some searches were on the killed replica
+    wait_until(lambda: simulator_replicas("pool-fixed") == 2, 180, "a replacement replica")
+
+
+def test_a_timed_out_search_is_a_recorded_failure(two_replicas):
+    search = SimulatedSearch(pool_writer(two_replicas),
+                             SearchConf(topk=3, timeout_s=0.001, retries=1), seed=0)
+    (result,) = asyncio.run(search_all(search, requests(1, "timeout")))
+    assert result.failed and "timed out" in result.error
+    assert (search.stats.failures, search.stats.retried) == (1, 1)
+    assert "The search failed: timed out" in format_observation(result)
+
+
+def test_pool_scales_up_under_load_and_down_when_idle(ray_cluster, tiny_assets):
+    from ray import serve
+
+    conf = pool_conf(1, 2, target_ongoing_requests=1.0, upscale_delay_s=0.5,
+                     downscale_delay_s=2.0)
+    handle = start_simulator(conf, str(tiny_assets.simulator), seed=0, app_name="pool-auto")
+    try:
+        assert simulator_replicas("pool-auto") == 1
+        search = SimulatedSearch(pool_writer(handle), SearchConf(topk=3), seed=0)
+
+        async def load_until_two_replicas():
+            rounds = 0
+            while simulator_replicas("pool-auto") < 2:
+                results = await search_all(search, requests(16, f"load{rounds}"))
+                assert not any(r.failed for r in results)
+                rounds += 1
+                assert rounds < 400, "the pool never scaled up"
+            return rounds
+
+        assert asyncio.run(load_until_two_replicas()) >= 1
+        wait_until(lambda: simulator_replicas("pool-auto") == 1, 120, "scale-down when idle")
+    finally:
+        serve.delete("pool-auto")
+
+
+def _replica_actors(app_name: str) -> list:
+    import ray
+
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+             if a["name"].startswith(f"SERVE_REPLICA::{app_name}#")]
+    return [ray.get_actor(name, namespace="serve") for name in names]
