@@ -228,6 +228,27 @@ class SftConf:
 
 
 @dataclass
+class EvalConf:
+    """`simsearch eval`: score a policy checkpoint on a question set with any backend."""
+
+    data_path: str = ""
+    """Search-R1 parquet to score; empty = the tiny world's held-out test split."""
+    policy_path: str = ""
+    """HF checkpoint (with tokenizer) to score; empty = rollout.engine.model_path, else the
+    tiny policy."""
+    search: SearchConf = field(default_factory=lambda: SearchConf(backend="bm25"))
+    """The backend searches go to; it may differ from training's (sim-to-real)."""
+    samples: int = bounded(1, 1, 4096)
+    """Episodes per question; pass@k is reported with k = samples."""
+    temperature: float = bounded(0.0, 0.0, 10.0)
+    """Policy sampling temperature (0 = greedy; raise it with samples > 1)."""
+    max_questions: int = bounded(0, 0, 1 << 30)
+    """Score only the first N questions; 0 = all."""
+    output: str = ""
+    """JSON report path; empty = <trainer.run_dir>/eval-<time>.json."""
+
+
+@dataclass
 class QueueConf:
     max_staleness: int = bounded(1, 0, 1000)
     """Staleness bound eta: learner version minus the oldest sampling version (0 = sync)."""
@@ -296,4 +317,5 @@ class Config:
     trainer: TrainerConf = field(default_factory=TrainerConf)
     wandb: WandbConf = field(default_factory=WandbConf)
     serve: ServeConf = field(default_factory=ServeConf)
+    eval: EvalConf = field(default_factory=EvalConf)
     sft: SftConf = field(default_factory=SftConf)

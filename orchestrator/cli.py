@@ -1,6 +1,7 @@
 """The ``simsearch`` command line.
 
     simsearch train [CONFIG.yaml] [section.key=value ...]
+    simsearch eval [CONFIG.yaml] [section.key=value ...]
     simsearch serve-simulator [CONFIG.yaml] [section.key=value ...]
     simsearch sft-simulator [CONFIG.yaml] [section.key=value ...]
 
@@ -16,6 +17,7 @@ from conf.loader import ConfigError, load_config
 
 COMMANDS = {
     "train": "train a search agent",
+    "eval": "score a policy checkpoint on a question set with any search backend",
     "serve-simulator": "serve the simulator pool as a Search-R1 POST /retrieve endpoint",
     "sft-simulator": "collect, label and fine-tune a simulator; save an HF checkpoint",
 }
@@ -33,6 +35,12 @@ def _train(cfg) -> None:
     train(cfg)
 
 
+def _eval(cfg) -> None:
+    from orchestrator.evaluate import evaluate
+
+    evaluate(cfg)
+
+
 def _serve_simulator(cfg) -> None:
     from orchestrator.serve_simulator import serve_simulator
 
@@ -45,7 +53,7 @@ def _sft_simulator(cfg) -> None:
     sft_simulator(cfg)
 
 
-RUNNERS = {"train": _train, "serve-simulator": _serve_simulator,
+RUNNERS = {"train": _train, "eval": _eval, "serve-simulator": _serve_simulator,
            "sft-simulator": _sft_simulator}
 
 

@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.episode import STOP_STRINGS, Limits, Question, run_episode
+from actors.episode import Question
 from actors.rewards import contains_answer, exact_match
 from actors.simulator_prompt import format_documents, parse_documents, simulator_prompt
 from conf.schema import Config, SimulatorConf
@@ -51,20 +51,6 @@ class LabeledSearch:
     noisy: list[str]
 
 
-class EngineGenerator:
-    """The policy as an episode generator, straight on a vLLM engine (no Ray)."""
-
-    def __init__(self, engine, temperature: float):
-        self.engine, self.temperature = engine, temperature
-
-    async def generate(self, token_ids: list[int], max_tokens: int,
-                       stop: list[str] | None = None):
-        from actors.engine import sample_turn
-
-        return await sample_turn(self.engine, token_ids, max_tokens, self.temperature,
-                                 stop or STOP_STRINGS, version=0)
-
-
 class RecordingSearch:
     """Passes searches to a backend and keeps every answered (query, documents) pair."""
 
@@ -80,29 +66,18 @@ class RecordingSearch:
         return result
 
 
-async def collect(cfg: Config, policy_path: str, questions: list[Question], search_conf,
-                  ) -> tuple[list[SearchRecord], dict[str, float]]:
+def collect(cfg: Config, policy_path: str, questions: list[Question], search_conf,
+            ) -> tuple[list[SearchRecord], dict[str, float]]:
     """Play sft.samples episodes per question; the searches and each episode's EM."""
-    from actors.engine import start_engine
     from actors.search import BackendContext, make_backend
+    from orchestrator.play import play_questions
 
-    engine = start_engine(cfg.rollout.engine, policy_path, cfg.trainer.seed)
-    try:
-        tokenizer = engine.get_tokenizer()
-        encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
-        recorder = RecordingSearch(make_backend(
-            search_conf, BackendContext(cfg.simulator, cfg.trainer.seed)))
-        ep = cfg.rollout.episode
-        limits = Limits(ep.max_turns, ep.max_turn_tokens, ep.max_obs_tokens,
-                        ep.max_context_tokens)
-        policy = EngineGenerator(engine, ep.temperature)
-        keys = [(q, f"q{q.index}/s{s}") for q in questions for s in range(cfg.sft.samples)]
-        trajs = await asyncio.gather(*[
-            run_episode(encode(q.prompt), q, policy, recorder, encode, limits, key)
-            for q, key in keys])
-    finally:
-        engine.shutdown()
-    episode_em = {key: exact_match(t.answer, q.answers) for (q, key), t in zip(keys, trajs)}
+    recorder = RecordingSearch(make_backend(
+        search_conf, BackendContext(cfg.simulator, cfg.trainer.seed)))
+    played = asyncio.run(play_questions(cfg.rollout.engine, cfg.rollout.episode, policy_path,
+                                        cfg.trainer.seed, questions, cfg.sft.samples,
+                                        lambda generator, encode: recorder))
+    episode_em = {p.key: exact_match(p.trajectory.answer, p.question.answers) for p in played}
     return recorder.records, episode_em
 
 
@@ -165,7 +140,7 @@ def sft_simulator(cfg: Config) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     questions = load_questions(assets.train_path)[:cfg.sft.questions or None]
     search = with_corpus(cfg.sft.search, assets.corpus_path)
-    records, episode_em = asyncio.run(collect(cfg, assets.policy_path, questions, search))
+    records, episode_em = collect(cfg, assets.policy_path, questions, search)
     labeled = label_searches(records, episode_em, cfg.sft.label)
     examples = build_examples(labeled, cfg.simulator.doc_words, cfg.trainer.seed)
     if not examples:

@@ -21,7 +21,8 @@ REQUIRED_KEYS = [
     "step", "policy_version", "reward/mean", "em/mean", "episode/turns_mean",
     "episode/search_calls_mean", "staleness/mean", "staleness/max", "queue/depth",
     "timing/step_s", "timing/weight_sync_s", "throughput/rollout_tokens_per_s",
-    "curriculum/noise_prob", "search/latency_p50_s",
+    "curriculum/noise_prob", "search/latency_p50_s", "search/queries_per_s",
+    "simulator/replicas", "simulator/tokens_per_query", "search/retried", "search/failed",
 ]
 STEPS = 3
 
@@ -41,6 +42,7 @@ def test_train_command_logs_every_step(ray_cluster, tmp_path, capsys):
             assert row["staleness/max"] <= 1
             assert row["policy_version"] == row["step"] + 1
     assert sum(r["search/queries"] for r in lines) > 0  # the simulator pool answered
+    assert all(r["simulator/replicas"] == 1 for r in lines)
     assert lines[-1]["curriculum/noise_prob"] > lines[0]["curriculum/noise_prob"]
 
 
@@ -97,3 +99,14 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
     with torch.no_grad():
         initial_lp = token_logprobs(initial(input_ids=ids).logits, ids)[0]
     assert not torch.allclose(initial_lp, torch.tensor(learner_lp), atol=1e-4)
+
+
+def test_training_runs_with_another_backend(ray_cluster, tmp_path):
+    """Self-search (SSRL) training: no simulator pool, the policy writes its information."""
+    assert cli.main(["train", "conf/tiny.yaml", "trainer.total_steps=2", "search.backend=self",
+                     f"trainer.run_dir={tmp_path}", "wandb.mode=disabled"]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [0, 1]
+    assert sum(r["search/queries"] for r in lines) > 0
+    assert all(r["simulator/replicas"] == 0 and r["search/failed"] == 0 for r in lines)

@@ -5,6 +5,7 @@ its HTTP proxy, real vLLM)."""
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -14,7 +15,6 @@ import pytest
 
 from actors.episode import Limits
 from actors.search import SearchRequest, make_backend, BackendContext
-from conf.loader import load_config
 from conf.schema import HttpConf, OpenAIConf, SearchConf, SimulatorConf
 from tests.helpers import free_port, wait_until
 
@@ -43,23 +43,33 @@ def post(url: str, body: bytes, method: str = "POST") -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def retrieve_url(ray_cluster, tiny_assets):
-    """serve-simulator's deployment on the session cluster, HTTP on a free local port."""
-    from ray import serve
+def retrieve_url(tiny_assets, tmp_path_factory):
+    """`simsearch serve-simulator` as a user runs it: its own Ray cluster, a free port."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "serve-simulator", "conf/tiny.yaml",
+         f"serve.port={port}", "serve.max_queries=8"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/retrieve"
+    try:
+        wait_until(lambda: proc.poll() is not None or _serving(log.name), 300,
+                   "serve-simulator to print its address")
+        assert proc.poll() is None, f"serve-simulator exited; see {log.name}"
+        yield url
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the app is deleted, Ray shut down
+        assert proc.wait(timeout=120) == 0, f"unclean exit; see {log.name}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
 
-    from orchestrator.serve_simulator import API_APP, deploy_retrieve_api
 
-    serve.shutdown()  # Serve may run from an earlier test without its HTTP proxy
-    cfg = load_config("conf/tiny.yaml", [f"serve.port={free_port()}", "serve.max_queries=8",
-                                         "simulator.num_cpus=0.1"])
-    url = deploy_retrieve_api(cfg, str(tiny_assets.simulator))
-    yield url
-    serve.delete(API_APP)
-    serve.shutdown()
+def _serving(log_path: str) -> bool:
+    with open(log_path) as f:
+        return "serving the simulator at POST http://127.0.0.1:" in f.read()
 
 
 def test_retrieve_answers_a_search_r1_request(retrieve_url):
-    assert retrieve_url.startswith("http://127.0.0.1:")
     request = {"queries": ["where was Kalo born", "capital of Mitar"], "topk": 2,
                "return_scores": True}
     status, reply = post(retrieve_url, json.dumps(request).encode())
@@ -163,7 +173,7 @@ def test_self_backend_writes_information_with_the_policy(tiny_assets):
     from actors.engine import start_engine
     from actors.episode import run_episode
     from conf.schema import EngineConf
-    from orchestrator.sft_simulator import EngineGenerator
+    from orchestrator.play import EngineGenerator
 
     async def play():
         engine = start_engine(EngineConf(), str(tiny_assets.policy), seed=0)

@@ -1,0 +1,115 @@
+"""``simsearch eval``: score a policy checkpoint on a question set with any search backend.
+
+The backend (``eval.search``) is chosen apart from training's, so a policy trained on the
+simulator can be scored on a real retriever (sim-to-real), or both on the same questions.
+Reports EM and F1 per ``data_source`` and overall, pass@k with k = ``eval.samples``, mean
+turns, searches and failed searches; prints a table and writes a JSON file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+from actors.rewards import exact_match, f1_score
+from conf.schema import Config
+from orchestrator.play import Played
+
+EVAL_APP = "simulator-eval"
+
+
+def eval_report(played: list[Played]) -> dict[str, dict[str, float]]:
+    """Per data_source and "all": questions, episodes, em, f1, pass_at_k, turns, searches."""
+    by_source: dict[str, list[Played]] = defaultdict(list)
+    for p in played:
+        by_source[p.question.data_source].append(p)
+        by_source["all"].append(p)
+    return {source: _scores(items) for source, items in sorted(by_source.items())}
+
+
+def _scores(items: list[Played]) -> dict[str, float]:
+    em = [exact_match(p.trajectory.answer, p.question.answers) for p in items]
+    best: dict[int, float] = defaultdict(float)
+    for p, value in zip(items, em):
+        best[p.question.index] = max(best[p.question.index], value)
+    n = len(items)
+    return {
+        "questions": float(len(best)),
+        "episodes": float(n),
+        "em": sum(em) / n,
+        "f1": sum(f1_score(p.trajectory.answer, p.question.answers) for p in items) / n,
+        "pass_at_k": sum(best.values()) / len(best),
+        "turns": sum(p.trajectory.turns for p in items) / n,
+        "searches": sum(p.trajectory.search_calls for p in items) / n,
+        "failed_searches": float(sum(p.trajectory.search_failures for p in items)),
+    }
+
+
+def print_table(report: dict[str, dict[str, float]], backend: str, samples: int) -> None:
+    print(f"\n{'data_source':24} {'questions':>9} {'EM':>6} {'F1':>6} "
+          f"{f'pass@{samples}':>8} {'turns':>6} {'searches':>8}   (search: {backend})")
+    for source, r in report.items():
+        print(f"{source:24} {r['questions']:9.0f} {r['em']:6.3f} {r['f1']:6.3f} "
+              f"{r['pass_at_k']:8.3f} {r['turns']:6.2f} {r['searches']:8.2f}")
+
+
+def evaluate(cfg: Config) -> Path:
+    """Play, score, print, write; returns the JSON report's path."""
+    from actors.dataset import load_questions
+    from orchestrator import wiring
+
+    ev = cfg.eval
+    assets = wiring.resolve_assets(cfg)
+    data_path = ev.data_path or str(Path(assets.train_path).with_name("test.parquet"))
+    policy = ev.policy_path or assets.policy_path
+    questions = load_questions(data_path)[:ev.max_questions or None]
+    search = wiring.with_corpus(ev.search, assets.corpus_path)
+    episode = replace(cfg.rollout.episode, temperature=ev.temperature)
+    played = _play(cfg, search, episode, policy, questions, assets.simulator_path)
+    report = eval_report(played)
+    print_table(report, search.backend, ev.samples)
+    out = Path(ev.output or Path(cfg.trainer.run_dir) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"policy": policy, "data": data_path, "backend": search.backend,
+                               "samples": ev.samples, "report": report}, indent=2))
+    print(f"wrote {out.resolve()}")
+    return out
+
+
+def _play(cfg: Config, search, episode, policy: str, questions, simulator_path: str):
+    """Episodes against the chosen backend; the simulator pool is started only for it."""
+    from actors.search import BackendContext, make_backend
+    from orchestrator import wiring
+    from orchestrator.play import play_questions
+
+    handle, started_ray = None, False
+    if search.backend == "simulator":
+        started_ray = wiring.connect_ray(cfg.trainer.ray_address, cfg.simulator)
+        handle = wiring.start_simulator(cfg.simulator, simulator_path, cfg.trainer.seed,
+                                        app_name=EVAL_APP)
+
+    def make_search(generator, encode):
+        return make_backend(search, BackendContext(cfg.simulator, cfg.trainer.seed, handle,
+                                                   generator, encode))
+
+    try:
+        return asyncio.run(play_questions(cfg.rollout.engine, episode, policy,
+                                          cfg.trainer.seed, questions, cfg.eval.samples,
+                                          make_search))
+    finally:
+        if handle is not None:
+            _stop_pool(started_ray)
+
+
+def _stop_pool(started_ray: bool) -> None:
+    import ray
+    from ray import serve
+
+    serve.delete(EVAL_APP)
+    if started_ray:
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,62 @@
+"""Play episodes of a policy checkpoint on a list of questions, in this process (no Ray).
+
+Shared by ``simsearch eval`` and the collection step of ``simsearch sft-simulator``: one
+vLLM engine with the policy, any search backend, all episodes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Callable
+
+from actors.episode import STOP_STRINGS, Limits, Question, run_episode
+from actors.trajectory import Trajectory
+from conf.schema import EngineConf, EpisodeConf
+
+
+class EngineGenerator:
+    """The policy as an episode generator, straight on a vLLM engine."""
+
+    def __init__(self, engine, temperature: float):
+        self.engine, self.temperature = engine, temperature
+
+    async def generate(self, token_ids: list[int], max_tokens: int,
+                       stop: list[str] | None = None):
+        from actors.engine import sample_turn
+
+        return await sample_turn(self.engine, token_ids, max_tokens, self.temperature,
+                                 stop or STOP_STRINGS, version=0)
+
+
+@dataclass
+class Played:
+    question: Question
+    key: str  # "q<index>/s<sample>"
+    trajectory: Trajectory
+
+
+def limits_of(conf: EpisodeConf) -> Limits:
+    return Limits(conf.max_turns, conf.max_turn_tokens, conf.max_obs_tokens,
+                  conf.max_context_tokens)
+
+
+async def play_questions(engine_conf: EngineConf, episode: EpisodeConf, policy_path: str,
+                         seed: int, questions: list[Question], samples: int,
+                         make_search: Callable) -> list[Played]:
+    """`samples` episodes per question; make_search(generator, encode) gives the backend."""
+    from actors.engine import start_engine
+
+    engine = start_engine(engine_conf, policy_path, seed)
+    try:
+        tokenizer = engine.get_tokenizer()
+        encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
+        policy = EngineGenerator(engine, episode.temperature)
+        search = make_search(policy, encode)
+        keys = [(q, f"q{q.index}/s{s}") for q in questions for s in range(samples)]
+        trajs = await asyncio.gather(*[
+            run_episode(encode(q.prompt), q, policy, search, encode, limits_of(episode), key)
+            for q, key in keys])
+    finally:
+        engine.shutdown()
+    return [Played(q, key, t) for (q, key), t in zip(keys, trajs)]
