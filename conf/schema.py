@@ -211,13 +211,13 @@ class SftConf:
     """The real backend the policy searches while collecting (query, documents) pairs."""
     questions: int = bounded(0, 0, 1 << 30)
     """Training questions to play for collection; 0 = all."""
-    samples: int = bounded(2, 1, 1024)
-    """Episodes per question during collection."""
+    samples: int = bounded(4, 1, 1024)
+    """Episodes per question during collection (more samples, more distinct queries)."""
     label: str = choice("answer", "answer", "outcome")
     """answer: a document is useful when it contains a gold answer; outcome: when its
     episode reached the right answer (a cheaper proxy for an LLM judge)."""
-    steps: int = bounded(600, 1, 1 << 30)
-    """Fine-tuning steps."""
+    steps: int = bounded(1000, 1, 1 << 30)
+    """Fine-tuning steps (ZeroSearch reports 1000)."""
     lr: float = bounded(1e-3, 0.0, 1.0)
     """Fine-tuning learning rate (ZeroSearch reports 1e-6 for 3B-14B models; tiny models
     need far more)."""

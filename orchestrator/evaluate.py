@@ -72,7 +72,8 @@ def evaluate(cfg: Config) -> Path:
     played = _play(cfg, search, episode, policy, questions, assets.simulator_path)
     report = eval_report(played)
     print_table(report, search.backend, ev.samples)
-    out = Path(ev.output or Path(cfg.trainer.run_dir) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(ev.output or Path(cfg.trainer.run_dir) / f"eval-{stamp}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"policy": policy, "data": data_path, "backend": search.backend,
                                "samples": ev.samples, "report": report}, indent=2))

@@ -99,15 +99,21 @@ def label_searches(records: list[SearchRecord], episode_em: dict[str, float],
     return out
 
 
-def build_examples(labeled: list[LabeledSearch], doc_words: int, seed: int) -> list[dict]:
-    """Balanced useful/noisy examples in the sft prompt format."""
+def build_examples(labeled: list[LabeledSearch], num_docs: int, doc_words: int,
+                   seed: int) -> list[dict]:
+    """Balanced useful/noisy examples in the sft prompt format.
+
+    Every prompt asks for num_docs documents (what the pool will be asked for) and the
+    completion holds the documents of that label, possibly fewer: a count that followed
+    the label would let the count, not the keyword, select the mode.
+    """
     by_mode: dict[str, list[dict]] = {"useful": [], "noisy": []}
     for item in labeled:
         for mode, docs in (("useful", item.useful), ("noisy", item.noisy)):
             if not docs:
                 continue
             prompt = simulator_prompt("sft", item.query, item.question, item.answers,
-                                      mode == "noisy", len(docs), doc_words)
+                                      mode == "noisy", num_docs, doc_words)
             by_mode[mode].append({"mode": mode, "query": item.query,
                                   "question": item.question, "answers": item.answers,
                                   "prompt": prompt, "completion": format_documents(docs)})
@@ -142,7 +148,7 @@ def sft_simulator(cfg: Config) -> Path:
     search = with_corpus(cfg.sft.search, assets.corpus_path)
     records, episode_em = collect(cfg, assets.policy_path, questions, search)
     labeled = label_searches(records, episode_em, cfg.sft.label)
-    examples = build_examples(labeled, cfg.simulator.doc_words, cfg.trainer.seed)
+    examples = build_examples(labeled, search.topk, cfg.simulator.doc_words, cfg.trainer.seed)
     if not examples:
         raise RuntimeError(f"no balanced examples from {len(records)} searches: every "
                            f"document was labelled the same way (sft.label={cfg.sft.label})")

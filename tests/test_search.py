@@ -108,7 +108,8 @@ def test_self_search_writes_masked_information_from_the_policys_own_tokens():
     first = [ord(c) for c in "<search> capital </search>"]
     answer = [ord(c) for c in "<answer> Paris </answer>"]
     assert traj.token_ids == [1, 2] + first + observation + answer
-    assert traj.loss_mask == [0, 0] + [1] * len(first) + [0] * len(observation) + [1] * len(answer)
+    assert traj.loss_mask == ([0, 0] + [1] * len(first) + [0] * len(observation)
+                              + [1] * len(answer))
     assert "<information> Paris is big </information>" in traj.response_text
     assert (traj.search_calls, traj.answer) == (1, "Paris")
 

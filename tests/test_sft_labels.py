@@ -27,10 +27,12 @@ def test_outcome_labels_follow_the_episode():
 
 
 def test_examples_are_balanced_and_keep_the_mode_keyword():
-    examples = build_examples(label_searches(RECORDS, {}, "answer"), doc_words=20, seed=0)
+    examples = build_examples(label_searches(RECORDS, {}, "answer"), num_docs=3, doc_words=20,
+                              seed=0)
     modes = sorted(e["mode"] for e in examples)
     assert modes == ["noisy", "useful"]  # 2 noisy searches, 1 useful: down-sampled to 1+1
     useful = next(e for e in examples if e["mode"] == "useful")
-    assert "write 2 useful documents" in useful["prompt"]
+    # every prompt asks for the count the pool is asked for, whatever the mode
+    assert all("write 3 " in e["prompt"] for e in examples)
     assert "whose answer is Lima" in useful["prompt"]
     assert useful["completion"] == "Doc 1: Ana was born in Lima.\nDoc 2: Lima is in Peru.\n"

@@ -40,6 +40,16 @@ def two_replicas(ray_cluster, tiny_assets):
     serve.delete("pool-fixed")
 
 
+def test_replicas_hold_the_custom_resource(two_replicas):
+    import ray
+
+    # one unit of `simulator` per replica, so only nodes offering it host the pool
+    held = wait_until(lambda: ray.cluster_resources()["simulator"]
+                      - ray.available_resources().get("simulator", 0), 30,
+                      "the replicas' resource use to show")
+    assert held == 2
+
+
 def test_a_batch_of_queries_is_answered(two_replicas):
     search = SimulatedSearch(pool_writer(two_replicas), SearchConf(topk=3), seed=0)
     search.noise_probability = 0.5
