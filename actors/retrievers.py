@@ -121,3 +121,8 @@ class HttpRetriever:
                 raise RuntimeError(f"{self.url} answered {response.status}: "
                                    f"{(await response.text())[:200]}")
             return parse_retrieve_response(await response.json(), len(queries))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None

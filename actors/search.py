@@ -75,6 +75,15 @@ class SearchBackend(Protocol):
 
     async def search(self, request: SearchRequest) -> SearchResult: ...
 
+    async def close(self) -> None: ...
+
+
+async def close_client(client) -> None:
+    """Close what a writer or retriever holds open (an HTTP session), if anything."""
+    close = getattr(client, "close", None)
+    if close is not None:
+        await close()
+
 
 async def call_with_retries(call: Callable[[], Awaitable], timeout_s: float, retries: int,
                             stats: SearchStats):
@@ -127,6 +136,9 @@ class SimulatedSearch:
         self.stats.usable_docs.append(len(reply["docs"]))
         return SearchResult([("", d) for d in reply["docs"]], noisy=noisy)
 
+    async def close(self) -> None:
+        await close_client(self.write)
+
 
 class RetrievedSearch:
     """A real retriever: ``retrieve(query, topk) -> [(title, text)]``."""
@@ -146,6 +158,9 @@ class RetrievedSearch:
         self.stats.latencies.append(time.monotonic() - start)
         self.stats.usable_docs.append(len(docs))
         return SearchResult(docs)
+
+    async def close(self) -> None:
+        await close_client(self.retrieve)
 
 
 INFO_OPEN, INFO_CLOSE = "\n\n<information>", "</information>"
@@ -175,6 +190,9 @@ class SelfSearch:
         self.stats.latencies.append(time.monotonic() - start)
         self.stats.tokens.append(len(out.token_ids))
         return SearchResult([], token_ids=ids, text=text)
+
+    async def close(self) -> None:
+        pass
 
 
 @dataclass

@@ -80,3 +80,8 @@ class OpenAIWriter:
         text = reply["choices"][0]["message"]["content"] or ""
         tokens = int(reply.get("usage", {}).get("completion_tokens", 0))
         return {"docs": parse_documents(text, num_docs), "tokens": tokens}
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None

@@ -54,9 +54,12 @@ async def play_questions(engine_conf: EngineConf, episode: EpisodeConf, policy_p
         policy = EngineGenerator(engine, episode.temperature)
         search = make_search(policy, encode)
         keys = [(q, f"q{q.index}/s{s}") for q in questions for s in range(samples)]
-        trajs = await asyncio.gather(*[
-            run_episode(encode(q.prompt), q, policy, search, encode, limits_of(episode), key)
-            for q, key in keys])
+        try:
+            trajs = await asyncio.gather(*[run_episode(
+                encode(q.prompt), q, policy, search, encode, limits_of(episode), key)
+                for q, key in keys])
+        finally:
+            await search.close()
     finally:
         engine.shutdown()
     return [Played(q, key, t) for (q, key), t in zip(keys, trajs)]

@@ -65,6 +65,9 @@ class RecordingSearch:
                                               request.answers, [t for _, t in result.docs]))
         return result
 
+    async def close(self) -> None:
+        await self.backend.close()
+
 
 def collect(cfg: Config, policy_path: str, questions: list[Question], search_conf,
             ) -> tuple[list[SearchRecord], dict[str, float]]:

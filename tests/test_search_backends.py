@@ -26,8 +26,11 @@ QUERIES = ["where was Kalo born", "profession of Vo Dan", "country of Mitar", "c
 
 def batch(backend) -> list:
     async def run():
-        return await asyncio.gather(*[backend.search(
-            SearchRequest(q, q + "?", ["x"], f"g{i}/s0/t0")) for i, q in enumerate(QUERIES)])
+        try:
+            return await asyncio.gather(*[backend.search(SearchRequest(
+                q, q + "?", ["x"], f"g{i}/s0/t0")) for i, q in enumerate(QUERIES)])
+        finally:
+            await backend.close()
 
     return asyncio.run(run())
 

@@ -36,3 +36,19 @@ def test_examples_are_balanced_and_keep_the_mode_keyword():
     assert all("write 3 " in e["prompt"] for e in examples)
     assert "whose answer is Lima" in useful["prompt"]
     assert useful["completion"] == "Doc 1: Ana was born in Lima.\nDoc 2: Lima is in Peru.\n"
+
+
+class CharTokenizer:
+    def encode(self, text, add_special_tokens=False):
+        return [ord(c) for c in text]
+
+
+def test_only_trained_parts_carry_labels():
+    from learner.sft import IGNORE, encode_parts, pad_batch
+
+    ids, labels = encode_parts(CharTokenizer(), [("ab", False), ("cd", True), ("e", False)])
+    assert ids == [97, 98, 99, 100, 101]
+    assert labels == [IGNORE, IGNORE, 99, 100, IGNORE]
+    x, y, mask = pad_batch([(ids, labels), ([1], [1])], pad_id=0)
+    assert x[1].tolist() == [1, 0, 0, 0, 0] and y[1].tolist() == [1] + [IGNORE] * 4
+    assert mask.tolist() == [[1] * 5, [1, 0, 0, 0, 0]]

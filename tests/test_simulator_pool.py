@@ -67,14 +67,16 @@ def test_a_killed_replica_loses_no_search(two_replicas):
                              SearchConf(topk=3, timeout_s=60, retries=3), seed=0)
 
     async def search_while_killing():
-        pending = asyncio.ensure_future(search_all(search, requests(40, "kill")))
-        await asyncio.sleep(0.5)  # let requests reach both replicas
+        pending = asyncio.ensure_future(search_all(search, requests(120, "kill")))
+        # kill as soon as searches are flowing: most of the 120 are still in flight
+        while len(search.stats.latencies) < 3:
+            await asyncio.sleep(0.01)
         victim = _replica_actors("pool-fixed")[0]
         ray.kill(victim, no_restart=True)
         return await pending
 
     results = asyncio.run(search_while_killing())
-    assert [r.failed for r in results] == [False] * 40
+    assert [r.failed for r in results] == [False] * 120
     assert search.stats.retried >= 1  # some searches were on the killed replica
     wait_until(lambda: simulator_replicas("pool-fixed") == 2, 180, "a replacement replica")
 
