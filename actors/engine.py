@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass, field
+from typing import Callable
 
 from conf.schema import EngineConf
 
@@ -44,16 +46,56 @@ def sampling_params(max_tokens: int, temperature: float, stop: list[str] | None 
                           seed=seed)
 
 
-async def sample_turn(engine, token_ids: list[int], max_tokens: int, temperature: float,
-                      stop: list[str], version: int):
-    """One policy turn as a TurnOutput: sampled ids, their logprobs, text, finish reason."""
-    from actors.episode import TurnOutput
+@dataclass
+class TurnPart:
+    """What one engine request produced before it finished or was aborted."""
+
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str = ""  # "stop", "length" or "abort"
+
+
+async def stream_turn(engine, token_ids: list[int], max_tokens: int, temperature: float,
+                      stop: list[str], inflight: set[str] | None = None,
+                      on_tokens: Callable[[int], None] | None = None) -> TurnPart:
+    """Sample one turn, streaming; the request id sits in `inflight` while it runs, so a
+    weight update can abort it (``engine.abort``) and keep the tokens received so far.
+    on_tokens(n) hears of every n tokens as they arrive."""
+    from vllm.sampling_params import RequestOutputKind
 
     params = sampling_params(max_tokens, temperature, stop, logprobs=True)
-    out = await generate(engine, token_ids, params)
-    logprobs = [step[tok].logprob for tok, step in zip(out.token_ids, out.logprobs)]
-    finish = "length" if out.finish_reason == "length" else "stop"
-    return TurnOutput(list(out.token_ids), logprobs, out.text, finish, version)
+    params.output_kind = RequestOutputKind.DELTA
+    request_id = uuid.uuid4().hex
+    part = TurnPart()
+    if inflight is not None:
+        inflight.add(request_id)
+    try:
+        async for output in engine.generate({"prompt_token_ids": token_ids}, params,
+                                            request_id=request_id):
+            out = output.outputs[0]
+            part.token_ids += out.token_ids
+            part.logprobs += [step[tok].logprob for tok, step in zip(out.token_ids,
+                                                                      out.logprobs or [])]
+            part.text += out.text
+            part.finish_reason = out.finish_reason or part.finish_reason
+            if on_tokens is not None:
+                on_tokens(len(out.token_ids))
+    finally:
+        if inflight is not None:
+            inflight.discard(request_id)
+    return part
+
+
+async def sample_turn(engine, token_ids: list[int], max_tokens: int, temperature: float,
+                      stop: list[str], version: int):
+    """One uninterrupted policy turn as a TurnOutput."""
+    from actors.episode import TurnOutput
+
+    part = await stream_turn(engine, token_ids, max_tokens, temperature, stop)
+    finish = "length" if part.finish_reason == "length" else "stop"
+    return TurnOutput(part.token_ids, part.logprobs, part.text, finish,
+                      [version] * len(part.token_ids))
 
 
 async def generate(engine, token_ids: list[int], params, whole: bool = False):

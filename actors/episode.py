@@ -52,7 +52,8 @@ class TurnOutput:
     logprobs: list[float]
     text: str
     finish_reason: str  # "stop" (a stop string or EOS) or "length"
-    version: int
+    versions: list[int]  # policy version per token: a turn interrupted by a weight update
+    # carries the old version on the tokens before it and the new one after
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ async def run_episode(prompt_ids: list[int], question: Question, generator: Gene
         t0 = time.monotonic()
         out = await generator.generate(traj.token_ids, budget)
         traj.generate_s += time.monotonic() - t0
-        traj.add_sampled(out.token_ids, out.logprobs, out.version)
+        traj.add_sampled(out.token_ids, out.logprobs, out.versions)
         traj.turns += 1
         texts.append(out.text)
         kind, payload = parse_action(out.text)

@@ -16,6 +16,11 @@ staleness bound eta, enforced without discarding anything:
 
 eta = 0 is the synchronous baseline: one batch is admitted per version and the learner
 waits for all of it.
+
+``state_dict`` keeps the version and which groups were consumed (a frontier below which all
+were, plus the few above it); after ``load_state_dict`` tickets are issued again from the
+frontier, skipping consumed ones, so the groups that were running or waiting at the
+checkpoint are played again with the same questions.
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ class TrajectoryQueue:
         self.groups_per_batch = groups_per_batch
         self.max_staleness = max_staleness
         self.version = 0
-        self.issued = 0
+        self.issued = 0  # groups admitted, counted for the admission bound
+        self.next_index = 0  # next ticket index (position in the question stream)
+        self.consumed: set[int] = set()  # consumed ticket indices at or above the frontier
+        self.frontier = 0  # every ticket index below it was consumed
         self.running: dict[int, Ticket] = {}
         self.ready: dict[int, tuple[Ticket, list[Trajectory]]] = {}
         self.consumed_groups = 0
@@ -63,7 +71,10 @@ class TrajectoryQueue:
                 return None
             if self.closed:
                 return None
-            ticket = Ticket(self.issued, self.version)
+            while self.next_index in self.consumed:  # consumed before a resume
+                self.next_index += 1
+            ticket = Ticket(self.next_index, self.version)
+            self.next_index += 1
             self.issued += 1
             self.running[ticket.index] = ticket
             return ticket
@@ -101,14 +112,30 @@ class TrajectoryQueue:
         async with self.changed:
             await asyncio.wait_for(
                 self.changed.wait_for(lambda: self._pick(step) is not None), timeout_s)
-            batch = [self.ready.pop(i)[1] for i in self._pick(step)]
+            picked = self._pick(step)
+            batch = [self.ready.pop(i)[1] for i in picked]
             self.consumed_groups += len(batch)
+            self.consumed.update(picked)
+            while self.frontier in self.consumed:
+                self.consumed.discard(self.frontier)
+                self.frontier += 1
             return batch
 
     async def set_version(self, version: int) -> None:
         async with self.changed:
             self.version = version
             self.changed.notify_all()
+
+    def state_dict(self) -> dict:
+        return {"version": self.version, "frontier": self.frontier,
+                "consumed_above": sorted(self.consumed)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue after a checkpoint: unconsumed groups are issued again."""
+        self.version = int(state["version"])
+        self.frontier = self.next_index = int(state["frontier"])
+        self.consumed = set(state["consumed_above"])
+        self.issued = self.consumed_groups = self.frontier + len(self.consumed)
 
     async def close(self) -> None:
         async with self.changed:

@@ -2,9 +2,10 @@
 
 Runs as an async Ray actor (options applied in ``orchestrator.wiring``). Its loop asks the
 trajectory queue for admission, plays a GRPO group (n episodes of one question)
-concurrently with other groups, scores it and pushes it whole. Weight updates take a write
-lock that waits for the turns in flight, so every sampled token carries the exact policy
-version that produced it.
+concurrently with other groups, scores it and pushes it whole. A weight update aborts the
+turns in flight (interruptible generation), loads the weights and lets them resume from
+the tokens sampled so far, so every sampled token carries the exact policy version that
+produced it; with ``rollout.interrupt_on_update=false`` the update waits for them instead.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import time
 
 from actors.dataset import load_questions, question_for
-from actors.engine import generate, sample_turn, sampling_params, start_engine
+from actors.engine import generate, sampling_params, start_engine, stream_turn
 from actors.episode import STOP_STRINGS, Limits, TurnOutput, run_episode
 from actors.rewards import exact_match, score
 from actors.search import BackendContext, make_backend
@@ -22,7 +23,8 @@ from conf.schema import RolloutConf, SearchConf, SimulatorConf
 
 
 class VersionLock:
-    """Many turns may run together; a weight update waits for them and runs alone."""
+    """Many turns may run together; a weight update runs alone. It first calls
+    `interrupt` (which aborts the turns in flight), then waits for them to leave."""
 
     def __init__(self):
         self.readers = 0
@@ -39,9 +41,11 @@ class VersionLock:
             self.readers -= 1
             self.cond.notify_all()
 
-    async def write(self, update) -> None:
+    async def write(self, update, interrupt=None) -> None:
         async with self.cond:
             self.writing = True
+            if interrupt is not None:
+                await interrupt()
             await self.cond.wait_for(lambda: self.readers == 0)
         try:
             await update()
@@ -51,10 +55,37 @@ class VersionLock:
                 self.cond.notify_all()
 
 
+class BusyClock:
+    """Share of wall time the engine had no request running (idle), between drains."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.active, self.busy_s = 0, 0.0
+        self.since = self.window_start = clock()
+
+    def enter(self) -> None:
+        if self.active == 0:
+            self.since = self.clock()
+        self.active += 1
+
+    def leave(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self.busy_s += self.clock() - self.since
+
+    def drain_idle_fraction(self) -> float:
+        now = self.clock()
+        busy = self.busy_s + (now - self.since if self.active else 0.0)
+        window = max(now - self.window_start, 1e-9)
+        self.busy_s, self.window_start, self.since = 0.0, now, now
+        return max(0.0, 1.0 - busy / window)
+
+
 class RolloutWorker:
     def __init__(self, worker_index: int, conf: RolloutConf, model_path: str,
                  train_path: str, reward: str, seed: int, queue, search_conf: SearchConf,
-                 simulator_conf: SimulatorConf, simulator_handle, admit_timeout_s: float):
+                 simulator_conf: SimulatorConf, simulator_handle, admit_timeout_s: float,
+                 start_version: int = 0):
         self.conf, self.reward, self.seed, self.queue = conf, reward, seed, queue
         self.admit_timeout_s = admit_timeout_s
         self.engine = start_engine(conf.engine, model_path, seed + worker_index)
@@ -64,11 +95,14 @@ class RolloutWorker:
         ep = conf.episode
         self.limits = Limits(ep.max_turns, ep.max_turn_tokens, ep.max_obs_tokens,
                              ep.max_context_tokens)
-        self.version = 0
+        self.version = start_version
         self.lock = VersionLock()
         self.stopping = False
         self.tokenizer = None
         self.generated_tokens = 0
+        self.inflight: set[str] = set()  # engine request ids of the turns now sampling
+        self.interrupted = 0
+        self.busy = BusyClock()
         self.slots = asyncio.Semaphore(conf.max_groups_per_worker)
 
     async def ready(self) -> bool:
@@ -80,12 +114,32 @@ class RolloutWorker:
 
     async def generate(self, token_ids: list[int], max_tokens: int,
                        stop: list[str] | None = None) -> TurnOutput:
-        async with self.lock:
-            out = await sample_turn(self.engine, token_ids, max_tokens,
-                                    self.conf.episode.temperature, stop or STOP_STRINGS,
-                                    self.version)
-        self.generated_tokens += len(out.token_ids)
-        return out
+        """One turn; a weight update may interrupt it, and it resumes from the tokens so
+        far under the new weights, each token keeping the version that sampled it."""
+        part_ids, logprobs, versions, text, finish = [], [], [], "", "stop"
+        while len(part_ids) < max_tokens:
+            async with self.lock:
+                version = self.version
+                self.busy.enter()
+                try:
+                    part = await stream_turn(self.engine, token_ids + part_ids,
+                                             max_tokens - len(part_ids),
+                                             self.conf.episode.temperature,
+                                             stop or STOP_STRINGS, self.inflight,
+                                             self._count_tokens)
+                finally:
+                    self.busy.leave()
+            part_ids += part.token_ids
+            logprobs += part.logprobs
+            versions += [version] * len(part.token_ids)
+            text += part.text
+            if part.finish_reason != "abort":
+                finish = "length" if part.finish_reason == "length" else "stop"
+                break
+            self.interrupted += 1
+        else:
+            finish = "length"
+        return TurnOutput(part_ids, logprobs, text, finish, versions)
 
     async def run(self) -> int:
         """Play groups until stopped; returns the number of groups started."""
@@ -133,8 +187,16 @@ class RolloutWorker:
             await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
             self.version = version
 
-        await self.lock.write(update)
+        await self.lock.write(update, self._abort_inflight
+                              if self.conf.interrupt_on_update else None)
         return time.monotonic() - start
+
+    def _count_tokens(self, n: int) -> None:
+        self.generated_tokens += n
+
+    async def _abort_inflight(self) -> None:
+        if self.inflight:
+            await self.engine.abort(list(self.inflight))
 
     def set_noise_probability(self, p: float) -> None:
         self.search.noise_probability = p
@@ -142,6 +204,8 @@ class RolloutWorker:
     def drain_stats(self) -> dict:
         stats = self.search.stats.drain()
         stats["generated_tokens"], self.generated_tokens = self.generated_tokens, 0
+        stats["interrupted_turns"], self.interrupted = self.interrupted, 0
+        stats["idle_fraction"] = self.busy.drain_idle_fraction()
         return stats
 
     async def export_weights(self) -> list[dict]:

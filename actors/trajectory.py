@@ -40,13 +40,15 @@ class Trajectory:
         n = len(prompt_ids)
         return cls(list(prompt_ids), [0] * n, [0.0] * n, [NOT_SAMPLED] * n, prompt_len=n)
 
-    def add_sampled(self, token_ids: list[int], logprobs: list[float], version: int) -> None:
-        if len(token_ids) != len(logprobs):
-            raise ValueError(f"{len(token_ids)} sampled tokens but {len(logprobs)} logprobs")
+    def add_sampled(self, token_ids: list[int], logprobs: list[float],
+                    versions: list[int]) -> None:
+        if not len(token_ids) == len(logprobs) == len(versions):
+            raise ValueError(f"{len(token_ids)} sampled tokens but {len(logprobs)} logprobs "
+                             f"and {len(versions)} versions")
         self.token_ids += token_ids
         self.loss_mask += [1] * len(token_ids)
         self.logprobs += logprobs
-        self.versions += [version] * len(token_ids)
+        self.versions += versions
 
     def add_observation(self, token_ids: list[int]) -> None:
         self.token_ids += token_ids

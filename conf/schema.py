@@ -75,6 +75,9 @@ class RolloutConf:
     """Samples per question (a GRPO group)."""
     max_groups_per_worker: int = bounded(16, 1, 100000)
     """Groups one worker runs at once (admission control bounds the total too)."""
+    interrupt_on_update: bool = True
+    """On new weights, abort the turns in flight and resume them from their tokens under
+    the new weights (no wait for the longest turn); false = the update waits for them."""
     num_cpus: float = bounded(0.5, 0.0, 1024.0)
     """Ray CPUs per rollout worker actor."""
     num_gpus: float = bounded(0.0, 0.0, 64.0)
@@ -262,8 +265,18 @@ class LearnerConf:
     """AdamW learning rate."""
     weight_decay: float = bounded(0.0, 0.0, 1.0)
     """AdamW weight decay."""
+    algorithm: str = choice("grpo", "grpo", "decoupled_ppo", "reinforce_pp")
+    """grpo: group-normalised advantages, ratio to the behaviour policy clipped;
+    decoupled_ppo: group advantages, ratio to the proximal (current) policy clipped, each
+    token weighted by pi_prox / pi_behav truncated at behavior_cap (for stale data);
+    reinforce_pp: group-mean baseline, batch-normalised advantages (REINFORCE++)."""
     clip_eps: float = bounded(0.2, 0.0, 10.0)
-    """PPO ratio clip."""
+    """PPO ratio clip (ASearcher uses 0.4 with decoupled PPO)."""
+    behavior_cap: float = bounded(5.0, 1.0, 1e6)
+    """Truncation of the behaviour importance weight in decoupled_ppo (ASearcher: 5)."""
+    kl_coef: float = bounded(0.0, 0.0, 100.0)
+    """Weight of the k3 KL estimate to the frozen initial policy; 0 = off (no reference
+    model is kept)."""
     max_grad_norm: float = bounded(1.0, 0.0, 1e6)
     """Gradient clipping norm; 0 disables."""
     micro_batch_size: int = bounded(8, 1, 100000)
@@ -290,6 +303,12 @@ class TrainerConf:
     """Ray cluster to join; empty = RAY_ADDRESS if set, else an embedded local cluster."""
     step_timeout_s: float = bounded(900.0, 1.0, 1e6)
     """Longest wait for one batch, weight sync or train step before the run fails."""
+    checkpoint_every: int = bounded(50, 0, 1 << 30)
+    """Save a checkpoint every N steps and after the last; 0 = never."""
+    keep_checkpoints: int = bounded(2, 1, 1000)
+    """Checkpoints kept in the run directory (older ones are deleted)."""
+    resume_from: str = ""
+    """Continue from a checkpoint folder, or the latest checkpoint of a run directory."""
 
 
 @dataclass

@@ -27,6 +27,22 @@ def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor,
     return advantages
 
 
+def reinforce_pp_advantages(rewards: torch.Tensor, group_ids: torch.Tensor,
+                            eps: float = 1e-6) -> torch.Tensor:
+    """REINFORCE++ with a group baseline: subtract the group mean, then normalise over the
+    whole batch, (a - mean_batch) / (std_batch + eps).
+
+    rewards, group_ids: (B,). Unlike GRPO, a group's spread is not divided by its own std,
+    so groups with a small spread keep small advantages (less noise amplification).
+    """
+    centred = torch.zeros_like(rewards)
+    for gid in torch.unique(group_ids):
+        members = group_ids == gid
+        centred[members] = rewards[members] - rewards[members].mean()
+    std = centred.std() if centred.numel() > 1 else torch.zeros((), dtype=rewards.dtype)
+    return (centred - centred.mean()) / (std + eps)
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of values over positions where mask is 1 (token-level mean over the batch)."""
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
@@ -51,6 +67,51 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
         "ratio_mean": masked_mean(ratio, loss_mask).detach(),
     }
     return loss, stats
+
+
+def decoupled_ppo_loss(logprobs: torch.Tensor, proximal_logprobs: torch.Tensor,
+                       behavior_logprobs: torch.Tensor, advantages: torch.Tensor,
+                       loss_mask: torch.Tensor, clip_eps: float, behavior_cap: float,
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Decoupled PPO for off-policy data: clip against the proximal policy, correct for
+    the behaviour policy that sampled the tokens.
+
+    logprobs, proximal_logprobs, behavior_logprobs, loss_mask: (B, T); advantages: (B,).
+    ratio r = pi / pi_prox is clipped as in PPO; each token's surrogate is weighted by the
+    importance weight w = pi_prox / pi_behav, truncated at behavior_cap (no gradient):
+        loss = mean_t w * max(-A r, -A clip(r, 1 - eps, 1 + eps)).
+    """
+    weight = torch.exp(proximal_logprobs - behavior_logprobs).clamp(max=behavior_cap)  # (B, T)
+    weight = weight.detach()
+    ratio = torch.exp(logprobs - proximal_logprobs)  # (B, T)
+    adv = advantages.unsqueeze(-1)  # (B, 1)
+    unclipped = -adv * ratio
+    clipped = -adv * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    loss = masked_mean(weight * torch.maximum(unclipped, clipped), loss_mask)
+    stats = {
+        "clip_frac": masked_mean((clipped > unclipped).float(), loss_mask).detach(),
+        "ratio_mean": masked_mean(ratio, loss_mask).detach(),
+        "behavior_weight_mean": masked_mean(weight, loss_mask),
+        "behavior_capped_frac": masked_mean(
+            (torch.exp(proximal_logprobs - behavior_logprobs) > behavior_cap).float(),
+            loss_mask).detach(),
+    }
+    return loss, stats
+
+
+def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token KL(pi || pi_ref) estimate, the low-variance non-negative "k3":
+    exp(d) - d - 1 with d = log pi_ref - log pi.  (B, T) -> (B, T)."""
+    d = ref_logprobs - logprobs
+    return torch.exp(d) - d - 1.0
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of each next-token distribution, aligned like token_logprobs: (B, T, V) ->
+    (B, T), position t = entropy of the distribution that scored token t (0 at t = 0)."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+    entropy = -(logp.exp() * logp).sum(-1)  # (B, T-1)
+    return torch.nn.functional.pad(entropy, (1, 0))
 
 
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:

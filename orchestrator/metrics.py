@@ -70,6 +70,8 @@ def rollout_metrics(worker_stats: list[dict], step_s: float) -> dict[str, float]
         "search/failed": float(sum(s["failures"] for s in worker_stats)),
         "search/retried": float(sum(s["retried"] for s in worker_stats)),
         "throughput/rollout_tokens_per_s": generated / max(step_s, 1e-9),
+        "rollout/interrupted_turns": float(sum(s["interrupted_turns"] for s in worker_stats)),
+        "idle/rollout_fraction": _mean(s["idle_fraction"] for s in worker_stats),
     }
 
 
@@ -100,10 +102,13 @@ def start_wandb(conf: WandbConf, run_dir: Path, config: Config):
 
 
 class MetricsLogger:
-    """Writes each step's metrics to W&B and as one JSON line to metrics.jsonl."""
+    """Writes each step's metrics to W&B and as one JSON line to metrics.jsonl, and each
+    step's groups to batches.jsonl."""
 
     def __init__(self, run_dir: Path, wandb_run):
+        self.run_dir = run_dir
         self.file = open(run_dir / "metrics.jsonl", "a")
+        self.batches = open(run_dir / "batches.jsonl", "a")
         self.wandb = wandb_run
 
     def log(self, metrics: dict[str, float], step: int) -> None:
@@ -111,6 +116,13 @@ class MetricsLogger:
         self.file.write(json.dumps(metrics) + "\n")
         self.file.flush()
 
+    def log_batch(self, step: int, groups: list[list[Trajectory]]) -> None:
+        """Which groups (and so which questions) step trained on, to batches.jsonl."""
+        rows = sorted([g[0].group_index, g[0].question_index] for g in groups if g)
+        self.batches.write(json.dumps({"step": step, "groups": rows}) + "\n")
+        self.batches.flush()
+
     def close(self) -> None:
+        self.batches.close()
         self.file.close()
         self.wandb.finish()

@@ -1,7 +1,8 @@
 """The training driver: start the actors, then batch -> train -> publish -> sync, per step.
 
 Rollout workers run on their own the whole time; the queue's admission control keeps them
-at most `queue.max_staleness` versions ahead of the learner.
+at most `queue.max_staleness` versions ahead of the learner. Checkpoints are written every
+`trainer.checkpoint_every` steps; `trainer.resume_from` continues from one.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ def train(cfg: Config) -> Path:
     import ray
 
     from orchestrator import wiring
+    from orchestrator.checkpoint import find_checkpoint
     from orchestrator.metrics import MetricsLogger, start_wandb
 
+    resume = find_checkpoint(cfg.trainer.resume_from) if cfg.trainer.resume_from else None
     run_dir = make_run_dir(cfg.trainer.run_dir)
     assets = wiring.resolve_assets(cfg)
     started_ray = wiring.connect_ray(cfg.trainer.ray_address, cfg.simulator)
-    system = wiring.start_system(cfg, assets, run_dir)
+    system = wiring.start_system(cfg, assets, run_dir, resume)
     logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg))
     try:
-        last = run_loop(cfg, system, logger)
+        last = run_loop(cfg, system, logger, resume)
     finally:
         logger.close()
         wiring.stop_system(system, cfg.trainer.step_timeout_s)
@@ -42,38 +45,59 @@ def train(cfg: Config) -> Path:
     return run_dir
 
 
-def run_loop(cfg: Config, system, logger) -> dict[str, float]:
-    """Run trainer.total_steps steps on a started system; returns the last step's metrics."""
-    import ray
+def run_loop(cfg: Config, system, logger, resume=None) -> dict[str, float]:
+    """Run the steps left of trainer.total_steps on a started system (all of them, or
+    those after the `resume` checkpoint); returns the last step's metrics."""
     from tqdm import tqdm
 
+    from orchestrator.checkpoint import save_checkpoint
     from orchestrator.curriculum import Curriculum
+
+    cur, tr = cfg.curriculum, cfg.trainer
+    curriculum = Curriculum(cur.schedule, cur.start, cur.end, cur.base,
+                            cur.steps or tr.total_steps)
+    if resume is not None:
+        curriculum.load_state_dict(resume.curriculum)
+    first = resume.step + 1 if resume else 0
+    metrics: dict[str, float] = {}
+    for step in tqdm(range(first, tr.total_steps), desc="train", unit="step", initial=first,
+                     total=tr.total_steps):
+        metrics = one_step(cfg, system, logger, step, curriculum.advance(step))
+        last = step == tr.total_steps - 1
+        if tr.checkpoint_every and ((step + 1) % tr.checkpoint_every == 0 or last):
+            save_checkpoint(logger.run_dir, step, system.learner, system.queue, curriculum,
+                            tr.keep_checkpoints, tr.step_timeout_s)
+    return metrics
+
+
+def one_step(cfg: Config, system, logger, step: int, noise: float) -> dict[str, float]:
+    """Batch -> train -> publish -> sync for one step; logs and returns its metrics."""
+    import ray
+
     from orchestrator.metrics import batch_metrics, rollout_metrics
     from orchestrator.wiring import simulator_replicas
 
-    timeout, cur = cfg.trainer.step_timeout_s, cfg.curriculum
+    timeout = cfg.trainer.step_timeout_s
     workers, queue, learner = system.workers, system.queue, system.learner
-    curriculum = Curriculum(cur.schedule, cur.start, cur.end, cur.base,
-                            cur.steps or cfg.trainer.total_steps)
-    metrics: dict[str, float] = {}
-    for step in tqdm(range(cfg.trainer.total_steps), desc="train", unit="step"):
-        t0 = time.monotonic()
-        noise = curriculum.advance(step)
-        ray.get([w.set_noise_probability.remote(noise) for w in workers], timeout=timeout)
-        batch = ray.get(queue.get_batch.remote(step, timeout), timeout=timeout)
-        metrics = batch_metrics(batch, learner_version=step)
-        metrics.update(ray.get(learner.train_step.remote(batch), timeout=timeout))
-        path = ray.get(learner.publish.remote(), timeout=timeout)
-        t_sync = time.monotonic()
-        ray.get([w.load_weights.remote(path, step + 1) for w in workers], timeout=timeout)
-        metrics["timing/weight_sync_s"] = time.monotonic() - t_sync
-        ray.get(queue.set_version.remote(step + 1), timeout=timeout)
-        metrics.update(ray.get(queue.stats.remote(), timeout=timeout))
-        step_s = time.monotonic() - t0
-        stats = ray.get([w.drain_stats.remote() for w in workers], timeout=timeout)
-        metrics.update(rollout_metrics(stats, step_s))
-        metrics["simulator/replicas"] = simulator_replicas() if system.simulator else 0
-        metrics.update({"step": step, "policy_version": step + 1, "timing/step_s": step_s,
-                        "curriculum/noise_prob": noise})
-        logger.log(metrics, step)
+    t0 = time.monotonic()
+    ray.get([w.set_noise_probability.remote(noise) for w in workers], timeout=timeout)
+    batch = ray.get(queue.get_batch.remote(step, timeout), timeout=timeout)
+    wait_s = time.monotonic() - t0
+    logger.log_batch(step, batch)
+    metrics = batch_metrics(batch, learner_version=step)
+    metrics.update(ray.get(learner.train_step.remote(batch), timeout=timeout))
+    path = ray.get(learner.publish.remote(), timeout=timeout)
+    t_sync = time.monotonic()
+    ray.get([w.load_weights.remote(path, step + 1) for w in workers], timeout=timeout)
+    metrics["timing/weight_sync_s"] = time.monotonic() - t_sync
+    ray.get(queue.set_version.remote(step + 1), timeout=timeout)
+    metrics.update(ray.get(queue.stats.remote(), timeout=timeout))
+    step_s = time.monotonic() - t0
+    stats = ray.get([w.drain_stats.remote() for w in workers], timeout=timeout)
+    metrics.update(rollout_metrics(stats, step_s))
+    metrics["simulator/replicas"] = simulator_replicas() if system.simulator else 0
+    metrics.update({"step": step, "policy_version": step + 1, "timing/step_s": step_s,
+                    "idle/learner_fraction": wait_s / max(step_s, 1e-9),
+                    "curriculum/noise_prob": noise})
+    logger.log(metrics, step)
     return metrics

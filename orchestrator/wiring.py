@@ -129,7 +129,8 @@ def simulator_replicas(app_name: str = SIMULATOR_APP) -> int:
     return deployment.replica_states.get("RUNNING", 0) if deployment else 0
 
 
-def start_system(cfg: Config, assets: Assets, run_dir: Path) -> System:
+def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> System:
+    """Start every actor; with `resume` (a checkpoint.Resume) from that checkpoint."""
     import ray
 
     from actors.queue import TrajectoryQueue
@@ -139,18 +140,22 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path) -> System:
     timeout = cfg.trainer.step_timeout_s
     queue = ray.remote(TrajectoryQueue).options(num_cpus=0).remote(
         cfg.trainer.groups_per_step, cfg.queue.max_staleness)
+    if resume is not None:
+        ray.get(queue.load_state_dict.remote(resume.queue), timeout=timeout)
     simulator = None
     if cfg.search.backend == "simulator":
         simulator = start_simulator(cfg.simulator, assets.simulator_path, cfg.trainer.seed)
     search = with_corpus(cfg.search, assets.corpus_path)
     learner = ray.remote(Learner).options(
         num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus).remote(
-        cfg.learner, assets.policy_path, str(run_dir / "weights"), cfg.trainer.seed)
+        cfg.learner, assets.policy_path, str(run_dir / "weights"), cfg.trainer.seed,
+        str(resume.path) if resume else "")
+    policy_path = resume.model_path if resume else assets.policy_path
     ro = cfg.rollout
     workers = [ray.remote(RolloutWorker).options(num_cpus=ro.num_cpus, num_gpus=ro.num_gpus)
-               .remote(i, ro, assets.policy_path, assets.train_path, cfg.learner.reward,
+               .remote(i, ro, policy_path, assets.train_path, cfg.learner.reward,
                        cfg.trainer.seed, queue, search, cfg.simulator, simulator,
-                       cfg.queue.admit_timeout_s)
+                       cfg.queue.admit_timeout_s, resume.version if resume else 0)
                for i in range(ro.num_workers)]
     ray.get([w.ready.remote() for w in workers], timeout=timeout)
     runs = [w.run.remote() for w in workers]

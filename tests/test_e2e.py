@@ -23,6 +23,8 @@ REQUIRED_KEYS = [
     "timing/step_s", "timing/weight_sync_s", "throughput/rollout_tokens_per_s",
     "curriculum/noise_prob", "search/latency_p50_s", "search/queries_per_s",
     "simulator/replicas", "simulator/tokens_per_query", "search/retried", "search/failed",
+    "idle/learner_fraction", "idle/rollout_fraction", "rollout/interrupted_turns",
+    "learner/entropy", "queue/in_flight_groups",
 ]
 STEPS = 3
 
@@ -110,3 +112,25 @@ def test_training_runs_with_another_backend(ray_cluster, tmp_path):
     assert [r["step"] for r in lines] == [0, 1]
     assert sum(r["search/queries"] for r in lines) > 0
     assert all(r["simulator/replicas"] == 0 and r["search/failed"] == 0 for r in lines)
+
+
+def test_resume_continues_with_the_same_next_batch(ray_cluster, tmp_path):
+    """Three steps straight, versus two steps, a checkpoint, and a resumed third step."""
+    common = ["trainer.total_steps=3", "trainer.checkpoint_every=1", "queue.max_staleness=0",
+              "wandb.mode=disabled"]
+    assert cli.main(["train", "conf/tiny.yaml", *common,
+                     f"trainer.run_dir={tmp_path / 'straight'}"]) == 0
+    (straight,) = (tmp_path / "straight").iterdir()
+    checkpoint = straight / "checkpoints" / "step000001"
+    assert (checkpoint / "model" / "config.json").exists()
+    assert sorted(p.name for p in (straight / "checkpoints").iterdir()) == [
+        "step000001", "step000002"]  # keep_checkpoints=2
+    assert cli.main(["train", "conf/tiny.yaml", *common, f"trainer.resume_from={checkpoint}",
+                     f"trainer.run_dir={tmp_path / 'resumed'}"]) == 0
+    (resumed,) = (tmp_path / "resumed").iterdir()
+    batches = lambda run: [json.loads(x) for x in
+                           (run / "batches.jsonl").read_text().splitlines()]
+    assert [b["step"] for b in batches(resumed)] == [2]
+    assert batches(resumed)[0] == batches(straight)[2]  # same groups, same questions
+    metrics = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [(m["step"], m["policy_version"]) for m in metrics] == [(2, 3)]

@@ -26,7 +26,7 @@ class ScriptedEngine:
         ids = [ord(c) for c in text][:max_tokens]
         # logprob of token i is -(i+1)/100 within the turn: checks alignment later
         return TurnOutput(ids, [-(i + 1) / 100 for i in range(len(ids))], text, self.finish,
-                          version=len(self.calls))
+                          [len(self.calls)] * len(ids))
 
 
 class ScriptedSearch:
@@ -115,3 +115,15 @@ def test_failed_search_becomes_an_observation():
                 ScriptedSearch(failed))
     assert traj.search_failures == 1 and "The search failed: timeout" in traj.response_text
     assert traj.end_reason == "answer"
+
+
+def test_long_horizon_episode_runs_to_its_turn_limit_or_context_cap():
+    turns = ["<search> q </search>"] * 40
+    long = Limits(max_turns=40, max_turn_tokens=50, max_obs_tokens=100_000,
+                  max_context_tokens=100_000)
+    traj = play(ScriptedEngine(list(turns)), limits=long)
+    assert (traj.end_reason, traj.turns, traj.search_calls) == ("max_turns", 40, 40)
+    capped = Limits(max_turns=40, max_turn_tokens=50, max_obs_tokens=100_000,
+                    max_context_tokens=2_000)
+    traj = play(ScriptedEngine(list(turns)), limits=capped)
+    assert traj.end_reason == "context" and len(traj.token_ids) <= 2_000 and traj.turns > 5

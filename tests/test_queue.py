@@ -2,6 +2,7 @@
 the integration test runs the same class as a Ray actor)."""
 
 import asyncio
+import json
 import random
 
 import pytest
@@ -12,7 +13,7 @@ from actors.trajectory import Trajectory
 
 def traj(version: int) -> Trajectory:
     t = Trajectory.from_prompt([1])
-    t.add_sampled([2, 3], [-0.1, -0.2], version)
+    t.add_sampled([2, 3], [-0.1, -0.2], [version, version])
     return t
 
 
@@ -68,7 +69,7 @@ def test_staleness_never_exceeds_bound_under_slow_learner_and_long_tail(eta):
                 await asyncio.sleep(rng.uniform(0, 0.004))
             t = Trajectory.from_prompt([0])
             for v in versions:
-                t.add_sampled([1], [0.0], v)
+                t.add_sampled([1], [0.0], [v])
             await q.put(ticket, [t])
 
         workers = [asyncio.create_task(worker()) for _ in range(4)]
@@ -86,3 +87,25 @@ def test_staleness_never_exceeds_bound_under_slow_learner_and_long_tail(eta):
     assert len(observed) == 75 and max(observed) <= eta
     if eta:
         assert max(observed) >= 1  # asynchrony actually happened
+
+
+def test_resume_issues_unconsumed_groups_again_and_skips_consumed_ones():
+    async def scenario():
+        q = TrajectoryQueue(groups_per_batch=2, max_staleness=1)
+        tickets = [await q.admit(0.05) for _ in range(4)]
+        # groups 0 and 2 finish first and form batch 0; 1 and 3 are still running
+        await q.put(tickets[0], [traj(0)])
+        await q.put(tickets[2], [traj(0)])
+        assert len(await q.get_batch(0, 0.05)) == 2
+        await q.set_version(1)
+        state = json.loads(json.dumps(q.state_dict()))  # as a checkpoint stores it
+        assert state == {"version": 1, "frontier": 1, "consumed_above": [2]}
+
+        resumed = TrajectoryQueue(groups_per_batch=2, max_staleness=1)
+        resumed.load_state_dict(state)
+        again = [await resumed.admit(0.05) for _ in range(4)]
+        # 1 and 3 were lost with the run: played again; 2 was consumed: skipped
+        assert [t.index for t in again] == [1, 3, 4, 5]
+        assert all(t.version == 1 for t in again)
+        assert await resumed.admit(0.05) is None  # (eta + v + 1) * G = 6 groups admitted
+    asyncio.run(scenario())

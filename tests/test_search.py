@@ -91,7 +91,7 @@ class WritingEngine:
         self.stops.append(stop)
         text = self.turns.pop(0)
         ids = [ord(c) for c in text]
-        return TurnOutput(ids, [-0.5] * len(ids), text, "stop", version=1)
+        return TurnOutput(ids, [-0.5] * len(ids), text, "stop", [1] * len(ids))
 
 
 def test_self_search_writes_masked_information_from_the_policys_own_tokens():
