@@ -15,7 +15,7 @@ import time
 
 from actors.dataset import load_questions, question_for
 from actors.engine import generate, sampling_params, start_engine, stream_turn
-from actors.episode import STOP_STRINGS, Limits, TurnOutput, run_episode
+from actors.episode import STOP_STRINGS, Limits, Question, TurnOutput, run_episode
 from actors.rewards import exact_match, score
 from actors.search import BackendContext, make_backend
 from actors.trajectory import Trajectory
@@ -81,6 +81,17 @@ class BusyClock:
         return max(0.0, 1.0 - busy / window)
 
 
+class AtTemperature:
+    """A worker's generate at a fixed sampling temperature (evaluation episodes)."""
+
+    def __init__(self, worker, temperature: float):
+        self.worker, self.temperature = worker, temperature
+
+    async def generate(self, token_ids: list[int], max_tokens: int,
+                       stop: list[str] | None = None) -> TurnOutput:
+        return await self.worker.generate(token_ids, max_tokens, stop, self.temperature)
+
+
 class RolloutWorker:
     def __init__(self, worker_index: int, conf: RolloutConf, model_path: str,
                  train_path: str, reward: str, seed: int, queue, search_conf: SearchConf,
@@ -90,8 +101,10 @@ class RolloutWorker:
         self.admit_timeout_s = admit_timeout_s
         self.engine = start_engine(conf.engine, model_path, seed + worker_index)
         self.questions = load_questions(train_path)
-        self.search = make_backend(search_conf, BackendContext(
-            simulator_conf, seed, simulator_handle, generator=self, encode=self.encode))
+        self.backend_context = BackendContext(simulator_conf, seed, simulator_handle,
+                                              generator=self, encode=self.encode)
+        self.search = make_backend(search_conf, self.backend_context)
+        self.eval_search = None  # built on the first evaluate()
         ep = conf.episode
         self.limits = Limits(ep.max_turns, ep.max_turn_tokens, ep.max_obs_tokens,
                              ep.max_context_tokens)
@@ -113,9 +126,12 @@ class RolloutWorker:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     async def generate(self, token_ids: list[int], max_tokens: int,
-                       stop: list[str] | None = None) -> TurnOutput:
+                       stop: list[str] | None = None,
+                       temperature: float | None = None) -> TurnOutput:
         """One turn; a weight update may interrupt it, and it resumes from the tokens so
         far under the new weights, each token keeping the version that sampled it."""
+        if temperature is None:
+            temperature = self.conf.episode.temperature
         part_ids, logprobs, versions, text, finish = [], [], [], "", "stop"
         while len(part_ids) < max_tokens:
             async with self.lock:
@@ -123,8 +139,7 @@ class RolloutWorker:
                 self.busy.enter()
                 try:
                     part = await stream_turn(self.engine, token_ids + part_ids,
-                                             max_tokens - len(part_ids),
-                                             self.conf.episode.temperature,
+                                             max_tokens - len(part_ids), temperature,
                                              stop or STOP_STRINGS, self.inflight,
                                              self._count_tokens)
                 finally:
@@ -172,6 +187,20 @@ class RolloutWorker:
             await self.queue.put.remote(ticket, group)
         finally:
             self.slots.release()
+
+    async def evaluate(self, questions: list[Question], samples: int, temperature: float,
+                       search_conf: SearchConf, tag: str) -> list[tuple[int, Trajectory]]:
+        """Play `samples` episodes per question with the current weights, next to the
+        training episodes, against the evaluation backend; (question position, trajectory)."""
+        if self.eval_search is None:
+            self.eval_search = make_backend(search_conf, self.backend_context)
+        policy = AtTemperature(self, temperature)
+        jobs = [(i, q, f"{tag}/q{q.index}/s{s}") for i, q in enumerate(questions)
+                for s in range(samples)]
+        trajs = await asyncio.gather(*[
+            run_episode(self.encode(q.prompt), q, policy, self.eval_search, self.encode,
+                        self.limits, key) for _, q, key in jobs])
+        return [(i, traj) for (i, _, _), traj in zip(jobs, trajs)]
 
     def _score(self, traj: Trajectory, group_index: int, q) -> None:
         traj.group_index, traj.question_index = group_index, q.index

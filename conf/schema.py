@@ -249,6 +249,9 @@ class EvalConf:
     """Score only the first N questions; 0 = all."""
     output: str = ""
     """JSON report path; empty = <trainer.run_dir>/eval-<time>.json."""
+    every: int = bounded(0, 0, 1 << 30)
+    """During training: evaluate every N steps (and after the last) on rollout worker 0,
+    logged as eval/<data_source>/<metric>; 0 = never."""
 
 
 @dataclass
@@ -283,10 +286,13 @@ class LearnerConf:
     """Trajectories per forward/backward; gradients accumulate over the batch."""
     reward: str = choice("em", "em", "f1", "ssrl", "search_r1_format")
     """Training reward: EM (Search-R1), F1 (ZeroSearch), SSRL, or Search-R1 format-aware."""
+    num_workers: int = bounded(1, 1, 4096)
+    """Learner ranks: above 1, a group of actors sharding the model with FSDP2 (gloo on
+    CPU, nccl on GPU); each rank trains on its slice of every batch."""
     num_cpus: float = bounded(1.0, 0.0, 1024.0)
-    """Ray CPUs for the learner actor."""
+    """Ray CPUs per learner rank."""
     num_gpus: float = bounded(0.0, 0.0, 64.0)
-    """Ray GPUs for the learner actor."""
+    """Ray GPUs per learner rank."""
 
 
 @dataclass

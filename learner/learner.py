@@ -21,6 +21,8 @@ import torch
 from actors.trajectory import Trajectory
 from conf.schema import LearnerConf
 from learner.batching import micro_batches
+from learner.distributed import (all_reduce_sums, full_state_dict, init_process_group, local,
+                                 micro_batch_count, rank_slice, shard)
 from learner.losses import (clipped_policy_loss, decoupled_ppo_loss, grpo_advantages, kl_k3,
                             masked_mean, reinforce_pp_advantages, token_entropy,
                             token_logprobs)
@@ -50,9 +52,10 @@ ALGORITHMS = {
 
 class Learner:
     def __init__(self, conf: LearnerConf, model_path: str, weights_dir: str, seed: int,
-                 resume_dir: str = ""):
+                 resume_dir: str = "", rank: int = 0, world_size: int = 1):
         """model_path: the initial policy (also the KL reference); resume_dir: a checkpoint
-        written by save_checkpoint to continue from."""
+        written by save_checkpoint to continue from; rank/world_size: this actor's place in
+        a learner group (world_size 1 = alone; a group's ranks then `join`)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.manual_seed(seed)
@@ -64,6 +67,7 @@ class Learner:
         self.model = AutoModelForCausalLM.from_pretrained(
             start, dtype=torch.float32).to(self.device)
         self.model.train()
+        self.rank, self.world_size = rank, world_size
         self.reference = None
         if conf.kl_coef > 0:
             self.reference = AutoModelForCausalLM.from_pretrained(
@@ -71,27 +75,54 @@ class Learner:
             self.reference.requires_grad_(False)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.pad_id = self.tokenizer.pad_token_id or 0
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=conf.lr,
-                                           weight_decay=conf.weight_decay)
         self.weights_dir = Path(weights_dir)
         self.version = 0
-        if resume_dir:
-            self._load_training_state(Path(resume_dir))
+        self.resume_dir = resume_dir
+        self.optimizer = None
+        if world_size == 1:
+            self._finish_setup()
+
+    def node_address(self) -> str:
+        """host:port for a group's rendezvous (asked of rank 0)."""
+        import socket
+
+        import ray
+
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            return f"{ray.util.get_node_ip_address()}:{sock.getsockname()[1]}"
+
+    def join(self, master: str) -> None:
+        """Join the group at master (host:port), shard the model with FSDP2, then build
+        the optimizer over the shards."""
+        init_process_group(self.rank, self.world_size, master, self.device == "cuda")
+        shard(self.model)
+        self._finish_setup()
+
+    def _finish_setup(self) -> None:
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.conf.lr,
+                                           weight_decay=self.conf.weight_decay)
+        if self.resume_dir:
+            self._load_training_state(Path(self.resume_dir))
 
     def save_checkpoint(self, path: str) -> None:
-        """Model and tokenizer (an HF folder vLLM and eval load), optimizer, version."""
+        """Model and tokenizer (an HF folder vLLM and eval load), optimizer (one file per
+        rank: a group resumes with the same number of ranks), version."""
         out = Path(path)
-        self.model.save_pretrained(out / "model", safe_serialization=True)
-        self.tokenizer.save_pretrained(out / "model")
-        torch.save(self.optimizer.state_dict(), out / "optimizer.pt")
-        (out / "learner.json").write_text(json.dumps({"version": self.version}))
+        self._save_model(out / "model")
+        if self.rank == 0:
+            self.tokenizer.save_pretrained(out / "model")
+            (out / "learner.json").write_text(json.dumps({"version": self.version,
+                                                          "world_size": self.world_size}))
+        torch.save(self.optimizer.state_dict(), out / f"optimizer-rank{self.rank}.pt")
 
     def _load_training_state(self, path: Path) -> None:
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt",
-                                                  map_location=self.device))
+        self.optimizer.load_state_dict(torch.load(path / f"optimizer-rank{self.rank}.pt",
+                                                  map_location=self.device, weights_only=False))
         self.version = json.loads((path / "learner.json").read_text())["version"]
 
     def train_step(self, groups: list[list[Trajectory]]) -> dict[str, float]:
+        """One optimizer step on the batch (this rank's slice of it, in a group)."""
         start = time.monotonic()
         trajs = [t for group in groups for t in group]
         rewards = torch.tensor([t.reward for t in trajs], dtype=torch.float32)  # (B,)
@@ -101,12 +132,14 @@ class Learner:
         total_tokens = max(1, sum(t.num_sampled for t in trajs))
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = defaultdict(float)
-        for mb in micro_batches(trajs, advantages, self.conf.micro_batch_size, self.pad_id):
-            weight = mb.loss_mask.sum().item() / total_tokens
+        for mb, counts in self._my_micro_batches(trajs, advantages):
+            weight = mb.loss_mask.sum().item() / total_tokens if counts else 0.0
             for key, value in self._accumulate(mb.to(self.device), loss_fn, weight).items():
                 sums[key] += value * weight
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            self.model.parameters(), self.conf.max_grad_norm or float("inf"))
+        if self.world_size > 1:
+            sums = all_reduce_sums(sums)
+        grad_norm = local(torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.conf.max_grad_norm or float("inf")))
         self.optimizer.step()
         self.version += 1
         metrics = {f"learner/{k}": v for k, v in sums.items()}
@@ -115,6 +148,16 @@ class Learner:
                         "learner/train_tokens": float(total_tokens),
                         "timing/train_s": time.monotonic() - start})
         return metrics
+
+    def _my_micro_batches(self, trajs: list[Trajectory], advantages: torch.Tensor):
+        """(micro-batch, counts) for this rank: its slice of the batch, then zero-weight
+        passes up to the micro-batch count every rank runs (FSDP collectives line up)."""
+        size = self.conf.micro_batch_size
+        begin, end = rank_slice(len(trajs), self.rank, self.world_size)
+        mine = micro_batches(trajs[begin:end], advantages[begin:end], size, self.pad_id)
+        filler = micro_batches(trajs[:1], advantages[:1], size, self.pad_id)[0]
+        needed = micro_batch_count(len(trajs), self.world_size, size)
+        return [(mb, True) for mb in mine] + [(filler, False)] * (needed - len(mine))
 
     def _accumulate(self, mb, loss_fn, weight: float) -> dict[str, float]:
         """Forward and backward of one micro-batch (loss scaled by its token share)."""
@@ -140,10 +183,17 @@ class Learner:
     def publish(self) -> str:
         """Save the current weights for the engines; returns the checkpoint folder."""
         path = self.weights_dir / f"v{self.version:06d}"
-        self.model.save_pretrained(path, safe_serialization=True)
-        for old in sorted(self.weights_dir.glob("v*"))[:-KEEP_PUBLISHED]:
-            shutil.rmtree(old, ignore_errors=True)
+        self._save_model(path)
+        if self.rank == 0:
+            for old in sorted(self.weights_dir.glob("v*"))[:-KEEP_PUBLISHED]:
+                shutil.rmtree(old, ignore_errors=True)
         return str(path)
+
+    def _save_model(self, path: Path) -> None:
+        """An HF folder written by rank 0 (every rank takes part in gathering a group's)."""
+        state = full_state_dict(self.model) if self.world_size > 1 else None
+        if self.rank == 0:
+            self.model.save_pretrained(path, state_dict=state, safe_serialization=True)
 
     @torch.no_grad()
     def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
@@ -152,4 +202,12 @@ class Learner:
         return token_logprobs(self.model(input_ids=ids).logits, ids)[0].tolist()
 
     def weights(self) -> dict[str, torch.Tensor]:
+        """Unsharded weights on CPU (a group's on rank 0; every rank must call)."""
+        if self.world_size > 1:
+            return full_state_dict(self.model)
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def gradients(self) -> dict[str, torch.Tensor]:
+        """Unsharded gradients of the last step (every rank of a group must call)."""
+        return {name: local(p.grad).detach().cpu().clone()
+                for name, p in self.model.named_parameters() if p.grad is not None}

@@ -49,6 +49,29 @@ def _scores(items: list[Played]) -> dict[str, float]:
     }
 
 
+def periodic_evaluator(cfg: Config, assets, worker):
+    """step -> eval/<data_source>/<metric> from worker's engine with its current weights."""
+    from actors.dataset import load_questions
+    from orchestrator.wiring import with_corpus
+
+    ev = cfg.eval
+    data_path = ev.data_path or str(Path(assets.train_path).with_name("test.parquet"))
+    questions = load_questions(data_path)[:ev.max_questions or None]
+    search = with_corpus(ev.search, assets.corpus_path)
+
+    def evaluate_at(step: int) -> dict[str, float]:
+        import ray
+
+        pairs = ray.get(worker.evaluate.remote(questions, ev.samples, ev.temperature, search,
+                                               f"eval{step}"),
+                        timeout=cfg.trainer.step_timeout_s)
+        report = eval_report([Played(questions[i], "", traj) for i, traj in pairs])
+        return {f"eval/{source}/{key}": value for source, row in report.items()
+                for key, value in row.items()}
+
+    return evaluate_at
+
+
 def print_table(report: dict[str, dict[str, float]], backend: str, samples: int) -> None:
     print(f"\n{'data_source':24} {'questions':>9} {'EM':>6} {'F1':>6} "
           f"{f'pass@{samples}':>8} {'turns':>6} {'searches':>8}   (search: {backend})")

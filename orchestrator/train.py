@@ -33,8 +33,13 @@ def train(cfg: Config) -> Path:
     started_ray = wiring.connect_ray(cfg.trainer.ray_address, cfg.simulator)
     system = wiring.start_system(cfg, assets, run_dir, resume)
     logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg))
+    evaluator = None
+    if cfg.eval.every:
+        from orchestrator.evaluate import periodic_evaluator
+
+        evaluator = periodic_evaluator(cfg, assets, system.workers[0])
     try:
-        last = run_loop(cfg, system, logger, resume)
+        last = run_loop(cfg, system, logger, resume, evaluator)
     finally:
         logger.close()
         wiring.stop_system(system, cfg.trainer.step_timeout_s)
@@ -45,9 +50,10 @@ def train(cfg: Config) -> Path:
     return run_dir
 
 
-def run_loop(cfg: Config, system, logger, resume=None) -> dict[str, float]:
+def run_loop(cfg: Config, system, logger, resume=None, evaluator=None) -> dict[str, float]:
     """Run the steps left of trainer.total_steps on a started system (all of them, or
-    those after the `resume` checkpoint); returns the last step's metrics."""
+    those after the `resume` checkpoint); evaluator(step) adds eval metrics every
+    eval.every steps. Returns the last step's metrics."""
     from tqdm import tqdm
 
     from orchestrator.checkpoint import save_checkpoint
@@ -64,6 +70,9 @@ def run_loop(cfg: Config, system, logger, resume=None) -> dict[str, float]:
                      total=tr.total_steps):
         metrics = one_step(cfg, system, logger, step, curriculum.advance(step))
         last = step == tr.total_steps - 1
+        if evaluator is not None and ((step + 1) % cfg.eval.every == 0 or last):
+            metrics.update(evaluator(step))
+        logger.log(metrics, step)
         if tr.checkpoint_every and ((step + 1) % tr.checkpoint_every == 0 or last):
             save_checkpoint(logger.run_dir, step, system.learner, system.queue, curriculum,
                             tr.keep_checkpoints, tr.step_timeout_s)
@@ -71,7 +80,7 @@ def run_loop(cfg: Config, system, logger, resume=None) -> dict[str, float]:
 
 
 def one_step(cfg: Config, system, logger, step: int, noise: float) -> dict[str, float]:
-    """Batch -> train -> publish -> sync for one step; logs and returns its metrics."""
+    """Batch -> train -> publish -> sync for one step; returns its metrics."""
     import ray
 
     from orchestrator.metrics import batch_metrics, rollout_metrics
@@ -99,5 +108,4 @@ def one_step(cfg: Config, system, logger, step: int, noise: float) -> dict[str, 
     metrics.update({"step": step, "policy_version": step + 1, "timing/step_s": step_s,
                     "idle/learner_fraction": wait_s / max(step_s, 1e-9),
                     "curriculum/noise_prob": noise})
-    logger.log(metrics, step)
     return metrics

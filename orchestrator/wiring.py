@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from conf.schema import Config, SearchConf, SimulatorConf
+from conf.schema import Config, LearnerConf, SearchConf, SimulatorConf
 
 SIMULATOR_APP = "simulator"
 SIMULATOR_DEPLOYMENT = "SimulatorServer"
@@ -129,13 +129,31 @@ def simulator_replicas(app_name: str = SIMULATOR_APP) -> int:
     return deployment.replica_states.get("RUNNING", 0) if deployment else 0
 
 
+def start_learner(conf: LearnerConf, policy_path: str, weights_dir: str, seed: int,
+                  resume_dir: str, timeout_s: float):
+    """One Learner actor, or a LearnerGroup of learner.num_workers FSDP2 ranks."""
+    import ray
+
+    from learner.group import LearnerGroup
+    from learner.learner import Learner
+
+    ranks = conf.num_workers
+    actors = [ray.remote(Learner).options(num_cpus=conf.num_cpus, num_gpus=conf.num_gpus)
+              .remote(conf, policy_path, weights_dir, seed, resume_dir, rank, ranks)
+              for rank in range(ranks)]
+    if ranks == 1:
+        return actors[0]
+    master = ray.get(actors[0].node_address.remote(), timeout=timeout_s)
+    ray.get([actor.join.remote(master) for actor in actors], timeout=timeout_s)
+    return LearnerGroup(actors)
+
+
 def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> System:
     """Start every actor; with `resume` (a checkpoint.Resume) from that checkpoint."""
     import ray
 
     from actors.queue import TrajectoryQueue
     from actors.rollout_worker import RolloutWorker
-    from learner.learner import Learner
 
     timeout = cfg.trainer.step_timeout_s
     queue = ray.remote(TrajectoryQueue).options(num_cpus=0).remote(
@@ -143,13 +161,11 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> Sys
     if resume is not None:
         ray.get(queue.load_state_dict.remote(resume.queue), timeout=timeout)
     simulator = None
-    if cfg.search.backend == "simulator":
+    if "simulator" in (cfg.search.backend, cfg.eval.search.backend if cfg.eval.every else ""):
         simulator = start_simulator(cfg.simulator, assets.simulator_path, cfg.trainer.seed)
     search = with_corpus(cfg.search, assets.corpus_path)
-    learner = ray.remote(Learner).options(
-        num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus).remote(
-        cfg.learner, assets.policy_path, str(run_dir / "weights"), cfg.trainer.seed,
-        str(resume.path) if resume else "")
+    learner = start_learner(cfg.learner, assets.policy_path, str(run_dir / "weights"),
+                            cfg.trainer.seed, str(resume.path) if resume else "", timeout)
     policy_path = resume.model_path if resume else assets.policy_path
     ro = cfg.rollout
     workers = [ray.remote(RolloutWorker).options(num_cpus=ro.num_cpus, num_gpus=ro.num_gpus)
@@ -171,5 +187,6 @@ def stop_system(system: System, timeout_s: float) -> None:
     ray.get(system.worker_runs, timeout=timeout_s)
     if system.simulator is not None:
         serve.delete(SIMULATOR_APP)
-    for actor in [*system.workers, system.learner, system.queue]:
+    learners = getattr(system.learner, "actors", [system.learner])
+    for actor in [*system.workers, *learners, system.queue]:
         ray.kill(actor)

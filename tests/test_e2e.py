@@ -103,15 +103,20 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
     assert not torch.allclose(initial_lp, torch.tensor(learner_lp), atol=1e-4)
 
 
-def test_training_runs_with_another_backend(ray_cluster, tmp_path):
-    """Self-search (SSRL) training: no simulator pool, the policy writes its information."""
+def test_self_search_training_with_periodic_real_retriever_eval(ray_cluster, tmp_path):
+    """SSRL training (no simulator pool: the policy writes its information), evaluated
+    during training on held-out questions against BM25 (sim-to-real)."""
     assert cli.main(["train", "conf/tiny.yaml", "trainer.total_steps=2", "search.backend=self",
+                     "learner.reward=ssrl", "eval.every=2", "eval.max_questions=8",
                      f"trainer.run_dir={tmp_path}", "wandb.mode=disabled"]) == 0
     (run_dir,) = tmp_path.iterdir()
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [0, 1]
     assert sum(r["search/queries"] for r in lines) > 0
     assert all(r["simulator/replicas"] == 0 and r["search/failed"] == 0 for r in lines)
+    assert "eval/all/em" not in lines[0]  # every 2 steps: after step 1 only
+    assert lines[1]["eval/all/questions"] == 8 and lines[1]["eval/all/searches"] > 0
+    assert {"eval/tinyworld_1hop/em", "eval/tinyworld_2hop/f1"} <= set(lines[1])
 
 
 def test_resume_continues_with_the_same_next_batch(ray_cluster, tmp_path):
