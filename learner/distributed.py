@@ -25,13 +25,13 @@ def init_process_group(rank: int, world_size: int, master: str, use_gpu: bool) -
 
 
 def shard(model) -> None:
-    """Shard each decoder layer, then the rest; gradients are summed, not averaged."""
+    """Shard each decoder layer, then the rest. FSDP averages gradients over ranks (gloo
+    has no pre-scaled sum), so the learner scales each rank's loss by the world size."""
     from torch.distributed.fsdp import fully_shard
 
     for layer in model.model.layers:
         fully_shard(layer)
     fully_shard(model)
-    model.set_gradient_divide_factor(1.0)
 
 
 def rank_slice(count: int, rank: int, world_size: int) -> tuple[int, int]:

@@ -172,7 +172,8 @@ class Learner:
                              mb.loss_mask)
             loss = loss + self.conf.kl_coef * kl
             stats["kl"] = kl.detach()
-        (loss * weight).backward()
+        # x world size: FSDP averages gradients over ranks, the token mean needs their sum
+        (loss * weight * self.world_size).backward()
         with torch.no_grad():
             stats["entropy"] = masked_mean(token_entropy(logits), mb.loss_mask)
             stats["logprob_diff"] = masked_mean((logprobs - mb.behavior_logprobs).abs(),
