@@ -56,29 +56,40 @@ class VersionLock:
 
 
 class BusyClock:
-    """Share of wall time the engine had no request running (idle), between drains."""
+    """Engine load between drains: the share of time no request ran (idle) and the mean
+    number of requests running (occupancy, before dividing by capacity)."""
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
-        self.active, self.busy_s = 0, 0.0
-        self.since = self.window_start = clock()
+        self.active, self.busy_s, self.area = 0, 0.0, 0.0
+        self.since = self.last = self.window_start = clock()
+
+    def _advance(self) -> float:
+        now = self.clock()
+        self.area += self.active * (now - self.last)
+        self.last = now
+        return now
 
     def enter(self) -> None:
+        now = self._advance()
         if self.active == 0:
-            self.since = self.clock()
+            self.since = now
         self.active += 1
 
     def leave(self) -> None:
+        now = self._advance()
         self.active -= 1
         if self.active == 0:
-            self.busy_s += self.clock() - self.since
+            self.busy_s += now - self.since
 
-    def drain_idle_fraction(self) -> float:
-        now = self.clock()
+    def drain(self) -> dict[str, float]:
+        now = self._advance()
         busy = self.busy_s + (now - self.since if self.active else 0.0)
         window = max(now - self.window_start, 1e-9)
-        self.busy_s, self.window_start, self.since = 0.0, now, now
-        return max(0.0, 1.0 - busy / window)
+        out = {"idle_fraction": max(0.0, 1.0 - busy / window),
+               "mean_running": self.area / window}
+        self.busy_s, self.area, self.window_start, self.since = 0.0, 0.0, now, now
+        return out
 
 
 class AtTemperature:
@@ -234,7 +245,8 @@ class RolloutWorker:
         stats = self.search.stats.drain()
         stats["generated_tokens"], self.generated_tokens = self.generated_tokens, 0
         stats["interrupted_turns"], self.interrupted = self.interrupted, 0
-        stats["idle_fraction"] = self.busy.drain_idle_fraction()
+        stats.update(self.busy.drain())
+        stats["capacity"] = self.conf.max_groups_per_worker * self.conf.group_size
         return stats
 
     async def export_weights(self) -> list[dict]:

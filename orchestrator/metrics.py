@@ -40,6 +40,7 @@ def batch_metrics(groups: list[list[Trajectory]], learner_version: int) -> dict[
         "reward/mean": _mean(t.reward for t in trajs),
         "em/mean": _mean(t.em for t in trajs),
         "episode/turns_mean": _mean(t.turns for t in trajs),
+        "episode/turns_max": float(max((t.turns for t in trajs), default=0)),
         "episode/search_calls_mean": _mean(t.search_calls for t in trajs),
         "episode/search_failures": float(sum(t.search_failures for t in trajs)),
         "episode/response_tokens_mean": _mean(t.num_sampled for t in trajs),
@@ -72,6 +73,8 @@ def rollout_metrics(worker_stats: list[dict], step_s: float) -> dict[str, float]
         "throughput/rollout_tokens_per_s": generated / max(step_s, 1e-9),
         "rollout/interrupted_turns": float(sum(s["interrupted_turns"] for s in worker_stats)),
         "idle/rollout_fraction": _mean(s["idle_fraction"] for s in worker_stats),
+        # running requests over the episodes a worker may run at once
+        "rollout/occupancy": _mean(s["mean_running"] / s["capacity"] for s in worker_stats),
     }
 
 

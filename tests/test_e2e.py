@@ -24,7 +24,7 @@ REQUIRED_KEYS = [
     "curriculum/noise_prob", "search/latency_p50_s", "search/queries_per_s",
     "simulator/replicas", "simulator/tokens_per_query", "search/retried", "search/failed",
     "idle/learner_fraction", "idle/rollout_fraction", "rollout/interrupted_turns",
-    "learner/entropy", "queue/in_flight_groups",
+    "learner/entropy", "queue/in_flight_groups", "rollout/occupancy", "episode/turns_max",
 ]
 STEPS = 3
 
