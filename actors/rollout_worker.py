@@ -126,6 +126,7 @@ class RolloutWorker:
         self.generated_tokens = 0
         self.inflight: set[str] = set()  # engine request ids of the turns now sampling
         self.interrupted = 0
+        self.running_episodes = 0
         self.busy = BusyClock()
         self.slots = asyncio.Semaphore(conf.max_groups_per_worker)
 
@@ -192,7 +193,11 @@ class RolloutWorker:
             episodes = [run_episode(prompt_ids, q, self, self.search, self.encode,
                                     self.limits, key=f"g{ticket.index}/s{sample}")
                         for sample in range(self.conf.group_size)]
-            group: list[Trajectory] = await asyncio.gather(*episodes)
+            self.running_episodes += len(episodes)
+            try:
+                group: list[Trajectory] = await asyncio.gather(*episodes)
+            finally:
+                self.running_episodes -= len(episodes)
             for traj in group:
                 self._score(traj, ticket.index, q)
             await self.queue.put.remote(ticket, group)
@@ -247,6 +252,7 @@ class RolloutWorker:
         stats["interrupted_turns"], self.interrupted = self.interrupted, 0
         stats.update(self.busy.drain())
         stats["capacity"] = self.conf.max_groups_per_worker * self.conf.group_size
+        stats["running_episodes"] = self.running_episodes
         return stats
 
     async def export_weights(self) -> list[dict]:

@@ -117,9 +117,13 @@ class Learner:
         torch.save(self.optimizer.state_dict(), out / f"optimizer-rank{self.rank}.pt")
 
     def _load_training_state(self, path: Path) -> None:
+        saved = json.loads((path / "learner.json").read_text())
+        if saved["world_size"] != self.world_size:
+            raise ValueError(f"{path} was saved by {saved['world_size']} learner ranks; "
+                             f"resume with learner.num_workers={saved['world_size']}")
         self.optimizer.load_state_dict(torch.load(path / f"optimizer-rank{self.rank}.pt",
                                                   map_location=self.device, weights_only=False))
-        self.version = json.loads((path / "learner.json").read_text())["version"]
+        self.version = saved["version"]
 
     def train_step(self, groups: list[list[Trajectory]]) -> dict[str, float]:
         """One optimizer step on the batch (this rank's slice of it, in a group)."""

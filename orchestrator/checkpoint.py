@@ -15,6 +15,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from conf.loader import ConfigError
+
 
 @dataclass(frozen=True)
 class Resume:
@@ -53,8 +55,8 @@ def find_checkpoint(path: str) -> Resume:
     candidates = [root] if (root / "state.json").exists() else sorted(
         p for p in (root / "checkpoints").glob("step*") if (p / "state.json").exists())
     if not candidates:
-        raise FileNotFoundError(f"trainer.resume_from={path}: no checkpoint there (expected "
-                                f"state.json, or checkpoints/step*/state.json)")
+        raise ConfigError(f"trainer.resume_from={path}: no checkpoint there (expected "
+                          f"state.json, or checkpoints/step*/state.json)")
     chosen = candidates[-1]
     state = json.loads((chosen / "state.json").read_text())
     return Resume(chosen, int(state["step"]), state["curriculum"], state["queue"])

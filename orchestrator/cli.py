@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as err:
         print(f"simsearch: config error: {err}", file=sys.stderr)
         return 2
-    RUNNERS[ns.command](cfg)
+    try:
+        RUNNERS[ns.command](cfg)
+    except ConfigError as err:  # a value only the command can check, e.g. a path's contents
+        print(f"simsearch: config error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

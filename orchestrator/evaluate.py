@@ -49,15 +49,21 @@ def _scores(items: list[Played]) -> dict[str, float]:
     }
 
 
-def periodic_evaluator(cfg: Config, assets, worker):
-    """step -> eval/<data_source>/<metric> from worker's engine with its current weights."""
+def eval_inputs(cfg: Config, assets):
+    """(data path, questions, search section) of eval, defaults resolved."""
     from actors.dataset import load_questions
     from orchestrator.wiring import with_corpus
 
     ev = cfg.eval
     data_path = ev.data_path or str(Path(assets.train_path).with_name("test.parquet"))
     questions = load_questions(data_path)[:ev.max_questions or None]
-    search = with_corpus(ev.search, assets.corpus_path)
+    return data_path, questions, with_corpus(ev.search, assets.corpus_path)
+
+
+def periodic_evaluator(cfg: Config, assets, worker):
+    """step -> eval/<data_source>/<metric> from worker's engine with its current weights."""
+    ev = cfg.eval
+    _, questions, search = eval_inputs(cfg, assets)
 
     def evaluate_at(step: int) -> dict[str, float]:
         import ray
@@ -82,15 +88,12 @@ def print_table(report: dict[str, dict[str, float]], backend: str, samples: int)
 
 def evaluate(cfg: Config) -> Path:
     """Play, score, print, write; returns the JSON report's path."""
-    from actors.dataset import load_questions
     from orchestrator import wiring
 
     ev = cfg.eval
     assets = wiring.resolve_assets(cfg)
-    data_path = ev.data_path or str(Path(assets.train_path).with_name("test.parquet"))
+    data_path, questions, search = eval_inputs(cfg, assets)
     policy = ev.policy_path or assets.policy_path
-    questions = load_questions(data_path)[:ev.max_questions or None]
-    search = wiring.with_corpus(ev.search, assets.corpus_path)
     episode = replace(cfg.rollout.episode, temperature=ev.temperature)
     played = _play(cfg, search, episode, policy, questions, assets.simulator_path)
     report = eval_report(played)

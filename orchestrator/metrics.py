@@ -75,6 +75,7 @@ def rollout_metrics(worker_stats: list[dict], step_s: float) -> dict[str, float]
         "idle/rollout_fraction": _mean(s["idle_fraction"] for s in worker_stats),
         # running requests over the episodes a worker may run at once
         "rollout/occupancy": _mean(s["mean_running"] / s["capacity"] for s in worker_stats),
+        "rollout/in_flight_episodes": float(sum(s["running_episodes"] for s in worker_stats)),
     }
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from actors.episode import Question
 from actors.rewards import contains_answer, exact_match
 from actors.simulator_prompt import format_documents, parse_documents, simulator_prompt
+from conf.loader import ConfigError
 from conf.schema import Config, SimulatorConf
 
 # Backends that can run here without a Ray cluster and that are not the simulator itself.
@@ -142,8 +143,8 @@ def sft_simulator(cfg: Config) -> Path:
     from orchestrator.wiring import resolve_assets, with_corpus
 
     if cfg.sft.search.backend not in REAL_BACKENDS:
-        raise ValueError(f"sft.search.backend={cfg.sft.search.backend!r} cannot collect "
-                         f"documents for simulator SFT; allowed: {', '.join(REAL_BACKENDS)}")
+        raise ConfigError(f"sft.search.backend={cfg.sft.search.backend!r} cannot collect "
+                          f"documents for simulator SFT; allowed: {', '.join(REAL_BACKENDS)}")
     assets = resolve_assets(cfg)
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)

@@ -49,3 +49,12 @@ def test_cli_stops_before_starting_anything():
                            "queue.max_staleness=-1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "queue.max_staleness" in proc.stderr and "allowed range" in proc.stderr
+
+
+def test_commands_stop_on_values_they_check_themselves(tmp_path, capsys):
+    from orchestrator import cli
+
+    assert cli.main(["train", f"trainer.resume_from={tmp_path}"]) == 2
+    assert "trainer.resume_from" in capsys.readouterr().err
+    assert cli.main(["sft-simulator", "sft.search.backend=self"]) == 2
+    assert "sft.search.backend='self'" in capsys.readouterr().err

@@ -25,6 +25,7 @@ REQUIRED_KEYS = [
     "simulator/replicas", "simulator/tokens_per_query", "search/retried", "search/failed",
     "idle/learner_fraction", "idle/rollout_fraction", "rollout/interrupted_turns",
     "learner/entropy", "queue/in_flight_groups", "rollout/occupancy", "episode/turns_max",
+    "rollout/in_flight_episodes",
 ]
 STEPS = 3
 
