@@ -45,6 +45,12 @@ class Limits:
     max_obs_tokens: int
     max_context_tokens: int
 
+    @classmethod
+    def of(cls, conf) -> Limits:
+        """The limits of an EpisodeConf."""
+        return cls(conf.max_turns, conf.max_turn_tokens, conf.max_obs_tokens,
+                   conf.max_context_tokens)
+
 
 @dataclass
 class TurnOutput:

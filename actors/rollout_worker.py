@@ -116,9 +116,7 @@ class RolloutWorker:
                                               generator=self, encode=self.encode)
         self.search = make_backend(search_conf, self.backend_context)
         self.eval_search = None  # built on the first evaluate()
-        ep = conf.episode
-        self.limits = Limits(ep.max_turns, ep.max_turn_tokens, ep.max_obs_tokens,
-                             ep.max_context_tokens)
+        self.limits = Limits.of(conf.episode)
         self.version = start_version
         self.lock = VersionLock()
         self.stopping = False

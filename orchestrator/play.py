@@ -36,11 +36,6 @@ class Played:
     trajectory: Trajectory
 
 
-def limits_of(conf: EpisodeConf) -> Limits:
-    return Limits(conf.max_turns, conf.max_turn_tokens, conf.max_obs_tokens,
-                  conf.max_context_tokens)
-
-
 async def play_questions(engine_conf: EngineConf, episode: EpisodeConf, policy_path: str,
                          seed: int, questions: list[Question], samples: int,
                          make_search: Callable) -> list[Played]:
@@ -56,7 +51,7 @@ async def play_questions(engine_conf: EngineConf, episode: EpisodeConf, policy_p
         keys = [(q, f"q{q.index}/s{s}") for q in questions for s in range(samples)]
         try:
             trajs = await asyncio.gather(*[run_episode(
-                encode(q.prompt), q, policy, search, encode, limits_of(episode), key)
+                encode(q.prompt), q, policy, search, encode, Limits.of(episode), key)
                 for q, key in keys])
         finally:
             await search.close()
