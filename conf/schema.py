@@ -82,6 +82,9 @@ class RolloutConf:
     """Ray CPUs per rollout worker actor."""
     num_gpus: float = bounded(0.0, 0.0, 64.0)
     """Ray GPUs per rollout worker actor."""
+    resource: str = ""
+    """Custom Ray resource a worker needs one unit of (e.g. "policy", so workers land
+    only on policy nodes of a cluster); empty = none."""
     engine: EngineConf = field(default_factory=EngineConf)
     """The policy engine."""
     episode: EpisodeConf = field(default_factory=EpisodeConf)
@@ -293,6 +296,8 @@ class LearnerConf:
     """Ray CPUs per learner rank."""
     num_gpus: float = bounded(0.0, 0.0, 64.0)
     """Ray GPUs per learner rank."""
+    resource: str = ""
+    """Custom Ray resource a rank needs one unit of (e.g. "learner"); empty = none."""
 
 
 @dataclass

@@ -60,7 +60,7 @@ def serve_simulator(cfg: Config) -> None:
     from orchestrator import wiring
 
     assets = wiring.resolve_assets(cfg)
-    started_ray = wiring.connect_ray(cfg.trainer.ray_address, cfg.simulator)
+    started_ray = wiring.connect_ray(cfg)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

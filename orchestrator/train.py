@@ -7,6 +7,7 @@ at most `queue.max_staleness` versions ahead of the learner. Checkpoints are wri
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -30,7 +31,7 @@ def train(cfg: Config) -> Path:
     resume = find_checkpoint(cfg.trainer.resume_from) if cfg.trainer.resume_from else None
     run_dir = make_run_dir(cfg.trainer.run_dir)
     assets = wiring.resolve_assets(cfg)
-    started_ray = wiring.connect_ray(cfg.trainer.ray_address, cfg.simulator)
+    started_ray = wiring.connect_ray(cfg)
     system = wiring.start_system(cfg, assets, run_dir, resume)
     logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg))
     evaluator = None
@@ -66,9 +67,12 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None) -> dict[s
         curriculum.load_state_dict(resume.curriculum)
     first = resume.step + 1 if resume else 0
     metrics: dict[str, float] = {}
+    on_terminal = sys.stdout.isatty()
     for step in tqdm(range(first, tr.total_steps), desc="train", unit="step", initial=first,
-                     total=tr.total_steps):
+                     total=tr.total_steps, disable=not on_terminal):
         metrics = one_step(cfg, system, logger, step, curriculum.advance(step))
+        if not on_terminal:  # job logs and CI: one line per step instead of a progress bar
+            print(step_line(step, tr.total_steps, metrics), flush=True)
         last = step == tr.total_steps - 1
         if evaluator is not None and ((step + 1) % cfg.eval.every == 0 or last):
             metrics.update(evaluator(step))
@@ -77,6 +81,14 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None) -> dict[s
             save_checkpoint(logger.run_dir, step, system.learner, system.queue, curriculum,
                             tr.keep_checkpoints, tr.step_timeout_s)
     return metrics
+
+
+def step_line(step: int, total: int, metrics: dict[str, float]) -> str:
+    get = metrics.get
+    return (f"step {step + 1}/{total}: reward {get('reward/mean', 0):.3f}, "
+            f"em {get('em/mean', 0):.3f}, staleness max {get('staleness/max', 0):.0f}, "
+            f"noise {get('curriculum/noise_prob', 0):.3f}, "
+            f"{get('timing/step_s', 0):.1f} s")
 
 
 def one_step(cfg: Config, system, logger, step: int, noise: float) -> dict[str, float]:

@@ -58,23 +58,41 @@ def with_corpus(conf: SearchConf, corpus_path: str) -> SearchConf:
     return replace(conf, bm25=replace(conf.bm25, corpus_path=corpus_path))
 
 
-def connect_ray(address: str, simulator: SimulatorConf) -> bool:
-    """Join `address` or RAY_ADDRESS; otherwise start a local cluster. True if started.
+def embedded_resources(cfg: Config) -> dict[str, float]:
+    """Custom resources an embedded local cluster offers: enough of each role's resource
+    for all its actors (simulator: max_replicas), so one config runs locally and on a
+    cluster whose node types carry those resources."""
+    wanted = [(cfg.simulator.resource, cfg.simulator.autoscaling.max_replicas),
+              (cfg.rollout.resource, cfg.rollout.num_workers),
+              (cfg.learner.resource, cfg.learner.num_workers)]
+    offered: dict[str, float] = {}
+    for name, count in wanted:
+        if name:
+            offered[name] = offered.get(name, 0) + count
+    return offered
 
-    An embedded cluster offers the simulator's custom resource for max_replicas replicas.
-    """
+
+def connect_ray(cfg: Config) -> bool:
+    """Join trainer.ray_address or RAY_ADDRESS; otherwise start a local cluster offering
+    the custom resources of embedded_resources. True if this call started it."""
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS", "")
+    address = cfg.trainer.ray_address or os.environ.get("RAY_ADDRESS", "")
     if ray.is_initialized():
         return False
     if address:
         ray.init(address=address, log_to_driver=True)
         return False
-    resources = {simulator.resource: simulator.autoscaling.max_replicas} if \
-        simulator.resource else {}
-    ray.init(include_dashboard=False, log_to_driver=True, resources=resources)
+    ray.init(include_dashboard=False, log_to_driver=True, resources=embedded_resources(cfg))
     return True
+
+
+def actor_options(num_cpus: float, num_gpus: float, resource: str) -> dict:
+    """Ray actor options of one role, with one unit of its custom resource if set."""
+    options = {"num_cpus": num_cpus, "num_gpus": num_gpus}
+    if resource:
+        options["resources"] = {resource: 1}
+    return options
 
 
 def _warn_if_resource_missing(resource: str) -> None:
@@ -93,9 +111,7 @@ def simulator_app(sim: SimulatorConf, model_path: str, seed: int):
     from actors.simulator import SimulatorServer
 
     scale = sim.autoscaling
-    actor = {"num_cpus": sim.num_cpus, "num_gpus": sim.num_gpus}
-    if sim.resource:
-        actor["resources"] = {sim.resource: 1}
+    actor = actor_options(sim.num_cpus, sim.num_gpus, sim.resource)
     _warn_if_resource_missing(sim.resource)
     options = {"ray_actor_options": actor,
                "max_ongoing_requests": max(1, int(scale.target_ongoing_requests * 4))}
@@ -138,9 +154,9 @@ def start_learner(conf: LearnerConf, policy_path: str, weights_dir: str, seed: i
     from learner.learner import Learner
 
     ranks = conf.num_workers
-    actors = [ray.remote(Learner).options(num_cpus=conf.num_cpus, num_gpus=conf.num_gpus)
-              .remote(conf, policy_path, weights_dir, seed, resume_dir, rank, ranks)
-              for rank in range(ranks)]
+    options = actor_options(conf.num_cpus, conf.num_gpus, conf.resource)
+    actors = [ray.remote(Learner).options(**options).remote(
+        conf, policy_path, weights_dir, seed, resume_dir, rank, ranks) for rank in range(ranks)]
     if ranks == 1:
         return actors[0]
     master = ray.get(actors[0].node_address.remote(), timeout=timeout_s)
@@ -168,11 +184,11 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> Sys
                             cfg.trainer.seed, str(resume.path) if resume else "", timeout)
     policy_path = resume.model_path if resume else assets.policy_path
     ro = cfg.rollout
-    workers = [ray.remote(RolloutWorker).options(num_cpus=ro.num_cpus, num_gpus=ro.num_gpus)
-               .remote(i, ro, policy_path, assets.train_path, cfg.learner.reward,
-                       cfg.trainer.seed, queue, search, cfg.simulator, simulator,
-                       cfg.queue.admit_timeout_s, resume.version if resume else 0)
-               for i in range(ro.num_workers)]
+    options = actor_options(ro.num_cpus, ro.num_gpus, ro.resource)
+    workers = [ray.remote(RolloutWorker).options(**options).remote(
+        i, ro, policy_path, assets.train_path, cfg.learner.reward, cfg.trainer.seed, queue,
+        search, cfg.simulator, simulator, cfg.queue.admit_timeout_s,
+        resume.version if resume else 0) for i in range(ro.num_workers)]
     ray.get([w.ready.remote() for w in workers], timeout=timeout)
     runs = [w.run.remote() for w in workers]
     return System(queue, learner, workers, simulator, runs)

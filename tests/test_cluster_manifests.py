@@ -1,0 +1,134 @@
+"""cluster/ and conf/ agree. Every manifest parses (the launcher YAML also against Ray's
+own schema); each GPU recipe's roles (learner ranks, rollout workers, simulator replicas)
+find exactly one node type offering their custom resource, with the GPUs, CPUs and
+capacity for all their actors; the launcher, KubeRay and local fake-cluster layouts
+offer the same resources."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conf.loader import load_config, shipped_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "cluster"
+GPU_RECIPES = [p for p in shipped_configs() if p.name.startswith("gpu-")]
+
+
+@dataclass
+class NodeShape:
+    cpus: float
+    gpus: float
+    custom: dict[str, float]
+    max_nodes: int
+
+
+@dataclass
+class Role:
+    name: str
+    resource: str
+    actors: int
+    cpus: float
+    gpus: float
+
+
+def load_yaml(path: Path):
+    return yaml.safe_load(path.read_text())
+
+
+def launcher_shapes(path: Path = CLUSTER / "launcher.yaml") -> dict[str, NodeShape]:
+    shapes = {}
+    for name, node in load_yaml(path)["available_node_types"].items():
+        res = dict(node["resources"])
+        shapes[name] = NodeShape(res.pop("CPU", 0), res.pop("GPU", 0), res,
+                                 node["max_workers"])
+    return shapes
+
+
+def kuberay_shapes() -> dict[str, NodeShape]:
+    spec = load_yaml(CLUSTER / "kuberay" / "raycluster.yaml")["spec"]
+    shapes = {}
+    for group in spec["workerGroupSpecs"]:
+        params = group["rayStartParams"]
+        custom = json.loads(json.loads(params.get("resources", '"{}"')))
+        (container,) = group["template"]["spec"]["containers"]
+        limits = container["resources"]["limits"]
+        assert float(params["num-gpus"]) == float(limits.get("nvidia.com/gpu", 0))
+        shapes[group["groupName"]] = NodeShape(float(params["num-cpus"]),
+                                               float(params["num-gpus"]), custom,
+                                               group["maxReplicas"])
+    return shapes
+
+
+def roles(recipe: Path) -> list[Role]:
+    cfg = load_config(recipe)
+    ro, sim, lrn = cfg.rollout, cfg.simulator, cfg.learner
+    return [Role("learner", lrn.resource, lrn.num_workers, lrn.num_cpus, lrn.num_gpus),
+            Role("rollout", ro.resource, ro.num_workers, ro.num_cpus, ro.num_gpus),
+            Role("simulator", sim.resource, sim.autoscaling.max_replicas, sim.num_cpus,
+                 sim.num_gpus)]
+
+
+def by_resource(shapes: dict[str, NodeShape]) -> dict[str, tuple]:
+    return {res: (units, s.gpus, s.cpus, s.max_nodes)
+            for s in shapes.values() for res, units in s.custom.items()}
+
+
+@pytest.mark.parametrize("path", sorted(CLUSTER.rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_cluster_yaml_parses_to_a_mapping(path):
+    assert isinstance(load_yaml(path), dict) and load_yaml(path)
+
+
+def test_the_launcher_yaml_passes_rays_schema():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    validate_config(prepare_config(load_yaml(CLUSTER / "launcher.yaml")))
+
+
+def test_there_are_gpu_recipes_for_two_policy_sizes():
+    assert len(GPU_RECIPES) >= 2
+    assert all(load_config(p).rollout.num_gpus >= 1 for p in GPU_RECIPES)
+
+
+@pytest.mark.parametrize("layout", ["launcher", "kuberay"])
+@pytest.mark.parametrize("recipe", GPU_RECIPES, ids=lambda p: p.name)
+def test_each_role_fits_the_node_type_offering_its_resource(recipe, layout):
+    shapes = launcher_shapes() if layout == "launcher" else kuberay_shapes()
+    for role in roles(recipe):
+        hosts = [s for s in shapes.values() if role.resource in s.custom]
+        assert len(hosts) == 1, f"{role.name}: no single node type offers {role.resource!r}"
+        node = hosts[0]
+        units = node.custom[role.resource]
+        assert units * role.gpus <= node.gpus, f"{role.name}: more units than GPUs"
+        assert units * role.cpus <= node.cpus, f"{role.name}: more units than CPUs"
+        assert units * node.max_nodes >= role.actors, f"{role.name}: too few nodes"
+
+
+def test_launcher_kuberay_and_the_local_fake_cluster_offer_the_same_resources():
+    launcher, kuberay = by_resource(launcher_shapes()), by_resource(kuberay_shapes())
+    assert launcher == kuberay
+    fake = launcher_shapes(CLUSTER / "local" / "fake-cluster.yaml")
+    assert {r for s in fake.values() for r in s.custom} == set(launcher)
+
+
+def test_the_rayjob_runs_a_shipped_recipe_on_the_raycluster():
+    job = load_yaml(CLUSTER / "kuberay" / "rayjob.yaml")["spec"]
+    cluster = load_yaml(CLUSTER / "kuberay" / "raycluster.yaml")["metadata"]["name"]
+    assert job["clusterSelector"] == {"ray.io/cluster": cluster}
+    command, verb, config = job["entrypoint"].split()[:3]
+    assert (command, verb) == ("simsearch", "train")
+    assert (ROOT / "conf" / Path(config).name) in GPU_RECIPES
+
+
+def test_the_image_holds_every_package():
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"]
+    dockerfile = (CLUSTER / "Dockerfile").read_text()
+    assert all(f"COPY {p} {p}" in dockerfile for p in packages)
