@@ -44,7 +44,8 @@ def load_yaml(path: Path):
 def launcher_shapes(path: Path = CLUSTER / "launcher.yaml") -> dict[str, NodeShape]:
     shapes = {}
     for name, node in load_yaml(path)["available_node_types"].items():
-        res = dict(node["resources"])
+        res = {k: v for k, v in node["resources"].items()
+               if k not in ("memory", "object_store_memory")}
         shapes[name] = NodeShape(res.pop("CPU", 0), res.pop("GPU", 0), res,
                                  node["max_workers"])
     return shapes

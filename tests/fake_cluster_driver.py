@@ -1,0 +1,99 @@
+"""Driver of the fake multi-node test, run as its own process against a fake cluster
+(`python -m tests.fake_cluster_driver GCS_ADDRESS RUN_DIR`): starts the real system (queue,
+learner on a learner node, rollout worker on a policy node, simulator pool on simulator
+nodes), searches the pool until Serve and the autoscaler give it a second simulator node,
+stops and waits for that node to go, and prints a JSON report of what it saw."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+SIM_NODE_UP_S = 240
+SIM_NODE_DOWN_S = 240
+
+
+def nodes_offering(resource: str) -> set[str]:
+    import ray
+
+    return {n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get(resource)}
+
+
+def node_of(actor) -> str:
+    import ray
+
+    return ray.get(actor.__ray_call__.remote(
+        lambda self: ray.get_runtime_context().get_node_id()), timeout=60)
+
+
+def search_until(search, done, deadline_s: float) -> int:
+    """Keep 16 searches in flight until done() or the deadline; returns rounds run."""
+    from actors.search import SearchRequest
+
+    async def load() -> int:
+        rounds = 0
+        while not done() and time.monotonic() < deadline_s:
+            batch = [SearchRequest(f"where was person {i} born", "where?", ["Lima"],
+                                   f"load{rounds}/g{i}/s0/t0") for i in range(16)]
+            await asyncio.gather(*[search.search(r) for r in batch])
+            rounds += 1
+        return rounds
+
+    return asyncio.run(load())
+
+
+def wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def main(gcs_address: str, run_dir: str) -> dict:
+    import ray
+
+    from actors.search import SimulatedSearch
+    from actors.simulator import pool_writer
+    from conf.loader import load_config
+    from orchestrator import wiring
+
+    cfg = load_config("conf/tiny.yaml", [
+        f"trainer.ray_address={gcs_address}", "rollout.resource=policy",
+        "learner.resource=learner", "simulator.autoscaling.min_replicas=1",
+        "simulator.autoscaling.max_replicas=2",
+        "simulator.autoscaling.target_ongoing_requests=1",
+        "simulator.autoscaling.upscale_delay_s=0.5",
+        "simulator.autoscaling.downscale_delay_s=2"])
+    wiring.connect_ray(cfg)
+    system = wiring.start_system(cfg, wiring.resolve_assets(cfg), Path(run_dir))
+    actors = {"learner": system.learner, "policy": system.workers[0]}
+    placed = {role: node_of(actor) for role, actor in actors.items()}
+    report = {"placed_on_own_node": {role: placed[role] in nodes_offering(role)
+                                     for role in actors},
+              "simulator_nodes_at_start": len(nodes_offering("simulator"))}
+    search = SimulatedSearch(pool_writer(system.simulator), cfg.search, seed=0)
+    two = lambda: len(nodes_offering("simulator")) == 2 and wiring.simulator_replicas() == 2
+    start = time.monotonic()
+    report["load_rounds"] = search_until(search, two, start + SIM_NODE_UP_S)
+    report["up_s"] = round(time.monotonic() - start, 1)
+    report["simulator_nodes_under_load"] = len(nodes_offering("simulator"))
+    report["failed_searches"] = search.stats.failures
+    start = time.monotonic()
+    report["scaled_down"] = wait_for(lambda: len(nodes_offering("simulator")) == 1,
+                                     SIM_NODE_DOWN_S)
+    report["down_s"] = round(time.monotonic() - start, 1)
+    report["simulator_nodes_when_idle"] = len(nodes_offering("simulator"))
+    report["stayed"] = {role: node_of(actor) == placed[role] for role, actor in actors.items()}
+    report["role_nodes_alive"] = {role: placed[role] in nodes_offering(role)
+                                  for role in actors}
+    wiring.stop_system(system, cfg.trainer.step_timeout_s)
+    return report
+
+
+if __name__ == "__main__":
+    print("REPORT " + json.dumps(main(sys.argv[1], sys.argv[2])), flush=True)
