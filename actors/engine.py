@@ -17,8 +17,10 @@ from conf.schema import EngineConf
 WORKER_EXTENSION = "actors.engine_ext.WeightExport"
 
 
-def start_engine(conf: EngineConf, model_path: str, seed: int):
-    """An AsyncLLM for model_path; CPU-only settings go in the environment first."""
+def start_engine(conf: EngineConf, model_path: str, seed: int,
+                 weight_transfer: bool = False):
+    """An AsyncLLM for model_path; CPU-only settings go in the environment first. With
+    weight_transfer, it can receive weights by NCCL (vLLM's weight-transfer API)."""
     import torch
 
     if not torch.cuda.is_available():
@@ -33,6 +35,7 @@ def start_engine(conf: EngineConf, model_path: str, seed: int):
         enforce_eager=conf.enforce_eager,
         gpu_memory_utilization=conf.gpu_memory_utilization,
         worker_extension_cls=WORKER_EXTENSION, disable_log_stats=True,
+        **({"weight_transfer_config": {"backend": "nccl"}} if weight_transfer else {}),
     )
     return AsyncLLM.from_engine_args(args)
 

@@ -41,18 +41,24 @@ class VersionLock:
             self.readers -= 1
             self.cond.notify_all()
 
-    async def write(self, update, interrupt=None) -> None:
+    async def acquire_write(self, interrupt=None) -> None:
         async with self.cond:
             self.writing = True
             if interrupt is not None:
                 await interrupt()
             await self.cond.wait_for(lambda: self.readers == 0)
+
+    async def release_write(self) -> None:
+        async with self.cond:
+            self.writing = False
+            self.cond.notify_all()
+
+    async def write(self, update, interrupt=None) -> None:
+        await self.acquire_write(interrupt)
         try:
             await update()
         finally:
-            async with self.cond:
-                self.writing = False
-                self.cond.notify_all()
+            await self.release_write()
 
 
 class BusyClock:
@@ -107,10 +113,11 @@ class RolloutWorker:
     def __init__(self, worker_index: int, conf: RolloutConf, model_path: str,
                  train_path: str, reward: str, seed: int, queue, search_conf: SearchConf,
                  simulator_conf: SimulatorConf, simulator_handle, admit_timeout_s: float,
-                 start_version: int = 0):
+                 start_version: int = 0, weight_transfer: bool = False):
         self.conf, self.reward, self.seed, self.queue = conf, reward, seed, queue
         self.admit_timeout_s = admit_timeout_s
-        self.engine = start_engine(conf.engine, model_path, seed + worker_index)
+        self.engine = start_engine(conf.engine, model_path, seed + worker_index,
+                                   weight_transfer)
         self.questions = load_questions(train_path)
         self.backend_context = BackendContext(simulator_conf, seed, simulator_handle,
                                               generator=self, encode=self.encode)
@@ -230,9 +237,40 @@ class RolloutWorker:
             await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
             self.version = version
 
-        await self.lock.write(update, self._abort_inflight
-                              if self.conf.interrupt_on_update else None)
+        await self.lock.write(update, self._interrupt())
         return time.monotonic() - start
+
+    def _interrupt(self):
+        return self._abort_inflight if self.conf.interrupt_on_update else None
+
+    # An NCCL update (learner/weight_transfer.py) in three calls: start takes the version
+    # lock (no turn samples while vLLM swaps the layers), finish sets the version and
+    # releases it.
+    async def init_weight_transfer(self, init_info: dict) -> None:
+        from vllm.distributed.weight_transfer.base import WeightTransferInitRequest
+
+        await self.engine.init_weight_transfer_engine(
+            WeightTransferInitRequest(init_info=init_info))
+
+    async def start_weight_update(self) -> None:
+        await self.lock.acquire_write(self._interrupt())
+        try:
+            await self.engine.start_weight_update()
+        except BaseException:
+            await self.lock.release_write()
+            raise
+
+    async def update_weights(self, update_info: dict) -> None:
+        from vllm.distributed.weight_transfer.base import WeightTransferUpdateRequest
+
+        await self.engine.update_weights(WeightTransferUpdateRequest(update_info=update_info))
+
+    async def finish_weight_update(self, version: int) -> None:
+        try:
+            await self.engine.finish_weight_update()
+            self.version = version
+        finally:
+            await self.lock.release_write()
 
     def _count_tokens(self, n: int) -> None:
         self.generated_tokens += n

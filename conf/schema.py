@@ -298,6 +298,13 @@ class LearnerConf:
     """Ray GPUs per learner rank."""
     resource: str = ""
     """Custom Ray resource a rank needs one unit of (e.g. "learner"); empty = none."""
+    weight_sync: str = choice("auto", "auto", "disk", "nccl")
+    """How new weights reach the rollout engines: nccl = broadcast from learner rank 0 to
+    every engine through vLLM's weight-transfer API, in buckets (GPUs only); disk = an HF
+    checkpoint the engines reload; auto = nccl when learner and rollout workers hold
+    GPUs, else disk, and disk if NCCL fails to set up."""
+    sync_bucket_mb: int = bounded(256, 1, 1 << 16)
+    """Bucket size of an NCCL weight update in MiB (two buckets in flight)."""
 
 
 @dataclass

@@ -35,3 +35,5 @@ class LearnerGroup:
         self.weights = Fanout(actors, "weights")
         self.gradients = Fanout(actors, "gradients")
         self.prompt_logprobs = Fanout(actors, "prompt_logprobs")
+        self.open_weight_transfer = Fanout(actors, "open_weight_transfer")
+        self.send_weights = Fanout(actors, "send_weights")

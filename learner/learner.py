@@ -185,6 +185,20 @@ class Learner:
         stats["loss"] = loss.detach()
         return {key: value.item() for key, value in stats.items()}
 
+    def open_weight_transfer(self, master: str, workers: list, engine_dtype: str,
+                             timeout_s: float) -> None:
+        """Join the NCCL group with the engines (rank 0 opens it; every rank calls)."""
+        from learner.weight_transfer import open_sender
+
+        self.transfer = open_sender(self.model, self.rank, master, workers,
+                                    self.conf.sync_bucket_mb, engine_dtype, timeout_s)
+
+    def send_weights(self, version: int) -> None:
+        """Broadcast the current weights to the engines, which then report `version`
+        (every rank of a group calls: each parameter is gathered before it is sent)."""
+        self.transfer.client.version = version
+        self.transfer.send_weights()
+
     def publish(self) -> str:
         """Save the current weights for the engines; returns the checkpoint folder."""
         path = self.weights_dir / f"v{self.version:06d}"

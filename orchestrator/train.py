@@ -107,9 +107,8 @@ def one_step(cfg: Config, system, logger, step: int, noise: float) -> dict[str, 
     logger.log_batch(step, batch)
     metrics = batch_metrics(batch, learner_version=step)
     metrics.update(ray.get(learner.train_step.remote(batch), timeout=timeout))
-    path = ray.get(learner.publish.remote(), timeout=timeout)
     t_sync = time.monotonic()
-    ray.get([w.load_weights.remote(path, step + 1) for w in workers], timeout=timeout)
+    system.push_weights(step + 1)
     metrics["timing/weight_sync_s"] = time.monotonic() - t_sync
     ray.get(queue.set_version.remote(step + 1), timeout=timeout)
     metrics.update(ray.get(queue.stats.remote(), timeout=timeout))

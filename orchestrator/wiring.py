@@ -8,6 +8,7 @@ learner and the rollout workers, and waits until every engine is up.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class System:
     workers: list
     simulator: object  # a Serve DeploymentHandle, None when no search goes to the pool
     worker_runs: list  # ObjectRefs of RolloutWorker.run
+    push_weights: Callable[[int], None]  # engines to the learner's weights, as version v
 
 
 def resolve_assets(cfg: Config) -> Assets:
@@ -170,8 +172,11 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> Sys
 
     from actors.queue import TrajectoryQueue
     from actors.rollout_worker import RolloutWorker
+    from learner.weight_transfer import resolve_weight_sync
 
     timeout = cfg.trainer.step_timeout_s
+    lrn, ro = cfg.learner, cfg.rollout
+    nccl = resolve_weight_sync(lrn.weight_sync, lrn.num_gpus, ro.num_gpus) == "nccl"
     queue = ray.remote(TrajectoryQueue).options(num_cpus=0).remote(
         cfg.trainer.groups_per_step, cfg.queue.max_staleness)
     if resume is not None:
@@ -183,15 +188,45 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> Sys
     learner = start_learner(cfg.learner, assets.policy_path, str(run_dir / "weights"),
                             cfg.trainer.seed, str(resume.path) if resume else "", timeout)
     policy_path = resume.model_path if resume else assets.policy_path
-    ro = cfg.rollout
     options = actor_options(ro.num_cpus, ro.num_gpus, ro.resource)
     workers = [ray.remote(RolloutWorker).options(**options).remote(
         i, ro, policy_path, assets.train_path, cfg.learner.reward, cfg.trainer.seed, queue,
         search, cfg.simulator, simulator, cfg.queue.admit_timeout_s,
-        resume.version if resume else 0) for i in range(ro.num_workers)]
+        resume.version if resume else 0, nccl) for i in range(ro.num_workers)]
     ray.get([w.ready.remote() for w in workers], timeout=timeout)
+    push = weight_pusher(cfg, learner, workers, nccl)
     runs = [w.run.remote() for w in workers]
-    return System(queue, learner, workers, simulator, runs)
+    return System(queue, learner, workers, simulator, runs, push)
+
+
+def weight_pusher(cfg: Config, learner, workers: list, nccl: bool) -> Callable[[int], None]:
+    """push(version): by NCCL broadcast once the group is open, else by an HF checkpoint
+    the engines reload. Under weight_sync=auto, a group that fails to open means disk."""
+    import ray
+
+    timeout = cfg.trainer.step_timeout_s
+
+    def by_disk(version: int) -> None:
+        path = ray.get(learner.publish.remote(), timeout=timeout)
+        ray.get([w.load_weights.remote(path, version) for w in workers], timeout=timeout)
+
+    def by_nccl(version: int) -> None:
+        ray.get(learner.send_weights.remote(version), timeout=timeout)
+
+    if not nccl:
+        return by_disk
+    try:
+        rank0 = getattr(learner, "actors", [learner])[0]
+        master = ray.get(rank0.node_address.remote(), timeout=timeout)
+        ray.get(learner.open_weight_transfer.remote(
+            master, workers, cfg.rollout.engine.dtype, timeout), timeout=timeout)
+        return by_nccl
+    except Exception as err:
+        if cfg.learner.weight_sync == "nccl":
+            raise
+        print(f"simsearch: NCCL weight transfer did not start ({type(err).__name__}: "
+              f"{err}); weights go to the engines by disk", flush=True)
+        return by_disk
 
 
 def stop_system(system: System, timeout_s: float) -> None:

@@ -2,6 +2,7 @@
 behind Ray Serve), the queue and the learner as actors, W&B offline."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -75,6 +76,14 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
         logger = MetricsLogger(run_dir, DummyWandb())
         run_loop(cfg, system, logger)
         logger.close()
+        # NCCL needs GPUs: here the group fails to open; auto falls back to disk, nccl fails
+        push = wiring.weight_pusher(cfg, system.learner, system.workers, nccl=True)
+        push(STEPS + 1)  # the checks below read the engine after this disk push
+        strict = replace(cfg, learner=replace(cfg.learner, weight_sync="nccl"))
+        with pytest.raises(Exception, match="accelerator|CUDA|NCCL|[Ww]eight transfer"):
+            wiring.weight_pusher(strict, system.learner, system.workers, nccl=True)
+        version = ray_cluster.get(system.workers[0].__ray_call__.remote(
+            lambda worker: worker.version), timeout=60)
         after = ray_cluster.get(system.learner.weights.remote(), timeout=120)
         (engine,) = ray_cluster.get(system.workers[0].export_weights.remote(), timeout=120)
         probe = list(range(5, 200, 3))
@@ -83,6 +92,7 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
              system.learner.prompt_logprobs.remote(probe)], timeout=120)
     finally:
         wiring.stop_system(system, 120)
+    assert push.__name__ == "by_disk" and version == STEPS + 1
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
     assert not unchanged, f"parameters that did not change: {unchanged}"
     expected = to_vllm_layout(after, engine.keys())
