@@ -18,21 +18,8 @@ import torch
 from vllm.distributed.weight_transfer.base import (ParamMeta, WeightSource,
                                                     materialize_full_tensor)
 
-from conf.loader import ConfigError
-
 ENGINE_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16,
                  "float32": torch.float32}
-
-
-def resolve_weight_sync(mode: str, learner_gpus: float, rollout_gpus: float) -> str:
-    """'nccl' or 'disk' for learner.weight_sync = auto|disk|nccl: auto takes NCCL when
-    both the learner ranks and the rollout workers hold GPUs."""
-    if mode == "auto":
-        return "nccl" if learner_gpus > 0 and rollout_gpus > 0 else "disk"
-    if mode == "nccl" and not (learner_gpus > 0 and rollout_gpus > 0):
-        raise ConfigError("learner.weight_sync=nccl needs learner.num_gpus > 0 and "
-                         "rollout.num_gpus > 0 (NCCL runs between GPUs); use auto or disk")
-    return mode
 
 
 class CastSource(WeightSource):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from conf.loader import ConfigError
 from conf.schema import Config, LearnerConf, SearchConf, SimulatorConf
 
 SIMULATOR_APP = "simulator"
@@ -172,7 +173,6 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> Sys
 
     from actors.queue import TrajectoryQueue
     from actors.rollout_worker import RolloutWorker
-    from learner.weight_transfer import resolve_weight_sync
 
     timeout = cfg.trainer.step_timeout_s
     lrn, ro = cfg.learner, cfg.rollout
@@ -197,6 +197,17 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> Sys
     push = weight_pusher(cfg, learner, workers, nccl)
     runs = [w.run.remote() for w in workers]
     return System(queue, learner, workers, simulator, runs, push)
+
+
+def resolve_weight_sync(mode: str, learner_gpus: float, rollout_gpus: float) -> str:
+    """'nccl' or 'disk' for learner.weight_sync = auto|disk|nccl: auto takes NCCL when
+    both the learner ranks and the rollout workers hold GPUs."""
+    if mode == "auto":
+        return "nccl" if learner_gpus > 0 and rollout_gpus > 0 else "disk"
+    if mode == "nccl" and not (learner_gpus > 0 and rollout_gpus > 0):
+        raise ConfigError("learner.weight_sync=nccl needs learner.num_gpus > 0 and "
+                          "rollout.num_gpus > 0 (NCCL runs between GPUs); use auto or disk")
+    return mode
 
 
 def weight_pusher(cfg: Config, learner, workers: list, nccl: bool) -> Callable[[int], None]:

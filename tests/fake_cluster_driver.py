@@ -55,8 +55,6 @@ def wait_for(condition, timeout_s: float) -> bool:
 
 
 def main(gcs_address: str, run_dir: str) -> dict:
-    import ray
-
     from actors.search import SimulatedSearch
     from actors.simulator import pool_writer
     from conf.loader import load_config

@@ -9,7 +9,8 @@ import torch
 from safetensors import safe_open
 
 from conf.loader import ConfigError
-from learner.weight_transfer import CastSource, EngineClient, resolve_weight_sync
+from learner.weight_transfer import CastSource, EngineClient
+from orchestrator.wiring import resolve_weight_sync
 
 
 @pytest.mark.parametrize("mode, learner_gpus, rollout_gpus, expected", [
