@@ -133,3 +133,11 @@ def test_the_image_holds_every_package():
         "packages"]
     dockerfile = (CLUSTER / "Dockerfile").read_text()
     assert all(f"COPY {p} {p}" in dockerfile for p in packages)
+
+
+@pytest.mark.parametrize("recipe", GPU_RECIPES, ids=lambda p: p.name)
+def test_an_embedded_cluster_offers_each_roles_resource_for_all_its_actors(recipe):
+    from orchestrator.wiring import embedded_resources
+
+    offered = embedded_resources(load_config(recipe))
+    assert offered == {role.resource: role.actors for role in roles(recipe)}
