@@ -336,9 +336,10 @@ class WandbConf:
     entity: str = ""
     """W&B entity; empty = the default of the API key (env WANDB_ENTITY wins)."""
     name: str = ""
-    """Run name; empty = the run directory's name."""
+    """Run name; empty = the run directory's name (env WANDB_NAME wins when set)."""
     mode: str = choice("auto", "auto", "online", "offline", "disabled")
-    """auto = online when WANDB_API_KEY is set, else offline."""
+    """auto = online when an API key is set (WANDB_API_KEY or `wandb login`), else
+    offline."""
 
 
 @dataclass

@@ -89,18 +89,38 @@ class DummyWandb:
         pass
 
 
-def start_wandb(conf: WandbConf, run_dir: Path, config: Config):
+def has_wandb_key() -> bool:
+    """An API key in WANDB_API_KEY or from `wandb login` (the netrc entry)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import netrc
+
+    path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    try:
+        return netrc.netrc(path).authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_init_args(conf: WandbConf, run_dir: Path) -> dict:
+    """Mode, project, entity and name from config, the environment winning where set."""
     mode = conf.mode
     if mode == "auto":
-        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
-    if mode == "disabled":
+        mode = "online" if has_wandb_key() else "offline"
+    env = os.environ.get
+    return {"mode": mode, "project": env("WANDB_PROJECT") or conf.project,
+            "entity": env("WANDB_ENTITY") or conf.entity or None,
+            "name": env("WANDB_NAME") or conf.name or run_dir.name}
+
+
+def start_wandb(conf: WandbConf, run_dir: Path, config: Config):
+    args = wandb_init_args(conf, run_dir)
+    if args["mode"] == "disabled":
         return DummyWandb()
     import wandb
 
     return wandb.init(
-        project=os.environ.get("WANDB_PROJECT") or conf.project,
-        entity=os.environ.get("WANDB_ENTITY") or conf.entity or None,
-        name=conf.name or run_dir.name, dir=str(run_dir), mode=mode,
+        **args, dir=str(run_dir),
         config=asdict(config), settings=wandb.Settings(console="off", x_disable_stats=True),
     )
 
