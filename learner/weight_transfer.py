@@ -49,25 +49,26 @@ class EngineClient:
         self.workers, self.timeout_s = workers, timeout_s
         self.version = 0
 
-    def _all(self, method: str, *args_per_worker) -> None:
+    def _wait(self, refs: list) -> None:
         import ray
 
-        refs = [getattr(w, method).remote(*args) for w, args in
-                zip(self.workers, args_per_worker or [()] * len(self.workers))]
         ray.get(refs, timeout=self.timeout_s)
 
+    def _all(self, method: str, *args) -> None:
+        self._wait([getattr(w, method).remote(*args) for w in self.workers])
+
     def init_weight_transfer_engine(self, init_info: dict) -> None:
-        self._all("init_weight_transfer", *[(dict(init_info, rank_offset=1 + i),)
-                                            for i in range(len(self.workers))])
+        self._wait([w.init_weight_transfer.remote(dict(init_info, rank_offset=1 + i))
+                    for i, w in enumerate(self.workers)])
 
     def start_weight_update(self) -> None:
         self._all("start_weight_update")
 
     def update_weights(self, update_info: dict) -> None:
-        self._all("update_weights", *[(update_info,)] * len(self.workers))
+        self._all("update_weights", update_info)
 
     def finish_weight_update(self, weight_version: str | None = None) -> None:
-        self._all("finish_weight_update", *[(self.version,)] * len(self.workers))
+        self._all("finish_weight_update", self.version)
 
 
 def open_sender(module: torch.nn.Module, rank: int, master: str, workers: list,

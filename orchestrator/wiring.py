@@ -202,9 +202,10 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> Sys
 def resolve_weight_sync(mode: str, learner_gpus: float, rollout_gpus: float) -> str:
     """'nccl' or 'disk' for learner.weight_sync = auto|disk|nccl: auto takes NCCL when
     both the learner ranks and the rollout workers hold GPUs."""
+    on_gpus = learner_gpus > 0 and rollout_gpus > 0
     if mode == "auto":
-        return "nccl" if learner_gpus > 0 and rollout_gpus > 0 else "disk"
-    if mode == "nccl" and not (learner_gpus > 0 and rollout_gpus > 0):
+        return "nccl" if on_gpus else "disk"
+    if mode == "nccl" and not on_gpus:
         raise ConfigError("learner.weight_sync=nccl needs learner.num_gpus > 0 and "
                           "rollout.num_gpus > 0 (NCCL runs between GPUs); use auto or disk")
     return mode

@@ -46,12 +46,13 @@ def search_until(search, done, deadline_s: float) -> int:
 
 
 def wait_for(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
+    """wait_until as a yes/no answer, for the report."""
+    from tests.helpers import wait_until
+
+    try:
+        return bool(wait_until(condition, timeout_s, "the condition"))
+    except AssertionError:
+        return False
 
 
 def main(gcs_address: str, run_dir: str) -> dict:

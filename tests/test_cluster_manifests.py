@@ -82,7 +82,8 @@ def by_resource(shapes: dict[str, NodeShape]) -> dict[str, tuple]:
 
 @pytest.mark.parametrize("path", sorted(CLUSTER.rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_cluster_yaml_parses_to_a_mapping(path):
-    assert isinstance(load_yaml(path), dict) and load_yaml(path)
+    loaded = load_yaml(path)
+    assert isinstance(loaded, dict) and loaded
 
 
 def test_the_launcher_yaml_passes_rays_schema():
