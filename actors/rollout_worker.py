@@ -122,7 +122,7 @@ class RolloutWorker:
         self.backend_context = BackendContext(simulator_conf, seed, simulator_handle,
                                               generator=self, encode=self.encode)
         self.search = make_backend(search_conf, self.backend_context)
-        self.eval_search = None  # built on the first evaluate()
+        self.eval_searches: dict = {}  # per backend, built on first use, noise 0
         self.limits = Limits.of(conf.episode)
         self.version = start_version
         self.lock = VersionLock()
@@ -213,13 +213,15 @@ class RolloutWorker:
                        search_conf: SearchConf, tag: str) -> list[tuple[int, Trajectory]]:
         """Play `samples` episodes per question with the current weights, next to the
         training episodes, against the evaluation backend; (question position, trajectory)."""
-        if self.eval_search is None:
-            self.eval_search = make_backend(search_conf, self.backend_context)
+        if search_conf.backend not in self.eval_searches:
+            self.eval_searches[search_conf.backend] = make_backend(search_conf,
+                                                                   self.backend_context)
+        search = self.eval_searches[search_conf.backend]
         policy = AtTemperature(self, temperature)
         jobs = [(i, q, f"{tag}/q{q.index}/s{s}") for i, q in enumerate(questions)
                 for s in range(samples)]
         trajs = await asyncio.gather(*[
-            run_episode(self.encode(q.prompt), q, policy, self.eval_search, self.encode,
+            run_episode(self.encode(q.prompt), q, policy, search, self.encode,
                         self.limits, key) for _, q, key in jobs])
         return [(i, traj) for (i, _, _), traj in zip(jobs, trajs)]
 
@@ -235,6 +237,7 @@ class RolloutWorker:
 
         async def update():
             await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
+            await self.engine.reset_prefix_cache()  # cached prefixes hold the old weights' KV
             self.version = version
 
         await self.lock.write(update, self._interrupt())
@@ -268,6 +271,7 @@ class RolloutWorker:
     async def finish_weight_update(self, version: int) -> None:
         try:
             await self.engine.finish_weight_update()
+            await self.engine.reset_prefix_cache()  # cached prefixes hold the old weights' KV
             self.version = version
         finally:
             await self.lock.release_write()

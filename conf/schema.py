@@ -21,12 +21,22 @@ def bounded(default, low=None, high=None):
 
 @dataclass
 class WorldConf:
+    """The tiny world and its cached build stages (used where no model or data path is
+    given): world, pretrain, warm-start, simulator SFT."""
+
     cache_dir: str = "~/.cache/simsearch"
-    """Where the tiny world, its tokenizer and the tiny models are built once and reused."""
+    """Where each stage's output is built once and reused."""
     seed: int = 0
     """Seed of the synthetic world (entities, facts, question split)."""
-    num_people: int = bounded(60, 5, 100000)
-    """People in the synthetic world; each yields three questions."""
+    num_people: int = bounded(200, 5, 100000)
+    """People in the synthetic world; each yields three questions, a fifth are held out."""
+    pretrain_steps: int = bounded(1200, 1, 1 << 30)
+    """Steps (batch 32) each tiny base LM reads the corpus and general text."""
+    warm_start_steps: int = bounded(100, 1, 1 << 30)
+    """Steps (batch 16) of the policy's SFT on format demonstrations; short on purpose, so
+    the protocol is right while most answers are still wrong."""
+    warm_start_fraction: float = bounded(0.1, 0.001, 1.0)
+    """Share of the training questions the warm start demonstrates."""
 
 
 @dataclass
@@ -253,8 +263,12 @@ class EvalConf:
     output: str = ""
     """JSON report path; empty = <trainer.run_dir>/eval-<time>.json."""
     every: int = bounded(0, 0, 1 << 30)
-    """During training: evaluate every N steps (and after the last) on rollout worker 0,
-    logged as eval/<data_source>/<metric>; 0 = never."""
+    """During training: evaluate the starting policy (logged as start/eval/...), then
+    every N steps and after the last, on rollout worker 0, logged as
+    eval/<data_source>/<metric>; 0 = never."""
+    also_training_search: bool = False
+    """During training, also score with training's own search backend (noise 0), logged
+    as eval_<backend>/...: e.g. the simulator next to a real retriever (sim-to-real)."""
 
 
 @dataclass

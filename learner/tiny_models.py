@@ -1,74 +1,22 @@
-"""Build the tiny world, its tokenizer and tiny random-initialised Qwen2 models, once.
+"""The tiny world's tokenizer and tiny random-initialised Qwen2 models.
 
-The policy then gets a short warm start on protocol demonstrations (learner.warm_start)
-so that it searches and answers; the simulator stays random.
-
-Everything lands in one cache folder keyed by a version string; a later call finds it and
-returns at once. Building is deterministic (fixed seeds) and needs no network. The models
-use head_dim 64 (vLLM's CPU attention needs it) and float32, so the learner and the vLLM
-engines hold bit-identical weights after a sync. Embeddings are untied: vLLM 0.32 on CPU
-keeps a processed copy of a tied output head that reload_weights does not refresh.
+``orchestrator.stages`` builds them once per setting and caches them. Building is
+deterministic (fixed seeds) and needs no network. The models use head_dim 64 (vLLM's CPU
+attention needs it) and float32, so the learner and the vLLM engines hold bit-identical
+weights after a sync. Embeddings are untied: vLLM 0.32 on CPU keeps a processed copy of a
+tied output head that reload_weights does not refresh.
 """
 
 from __future__ import annotations
 
-import fcntl
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-BUILD_VERSION = "tiny-v4"
-WARM_START_STEPS = 150
 TAGS = ["<think>", "</think>", "<search>", "</search>", "<answer>", "</answer>",
         "<information>", "</information>"]
 EOS = "<|endoftext|>"
 # Each message's content as it is: the simulator's prompt reaches the model unchanged when
 # it is served by an OpenAI-compatible server (search.backend=openai).
 CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
-
-
-@dataclass(frozen=True)
-class TinyPaths:
-    root: Path
-    data: Path
-    tokenizer: Path
-    policy: Path
-    simulator: Path
-
-
-def tiny_paths(cache_dir: str) -> TinyPaths:
-    root = Path(cache_dir).expanduser() / BUILD_VERSION
-    return TinyPaths(root, root / "data", root / "tokenizer", root / "policy",
-                     root / "simulator")
-
-
-def ensure_tiny_assets(cache_dir: str, seed: int = 0, num_people: int = 60) -> TinyPaths:
-    """Build the world, tokenizer and both models under cache_dir unless already there."""
-    paths = tiny_paths(cache_dir)
-    if (paths.root / "DONE").exists():
-        return paths
-    paths.root.parent.mkdir(parents=True, exist_ok=True)
-    with open(paths.root.parent / f"{BUILD_VERSION}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test sessions build once
-        if not (paths.root / "DONE").exists():
-            _build(paths, seed, num_people)
-    return paths
-
-
-def _build(paths: TinyPaths, seed: int, num_people: int) -> None:
-    from orchestrator.tinyworld import world_text, write_world
-
-    shutil.rmtree(paths.root, ignore_errors=True)
-    write_world(paths.data, seed, num_people, test_fraction=0.2)
-    tokenizer = build_tokenizer(world_text(paths.data), paths.tokenizer)
-    build_model(len(tokenizer), paths.policy, layers=2, seed=seed + 1)
-    build_model(len(tokenizer), paths.simulator, layers=2, seed=seed + 2)
-    for model_dir in (paths.policy, paths.simulator):
-        tokenizer.save_pretrained(model_dir)
-    from learner.warm_start import warm_start
-
-    warm_start(paths.policy, paths.data, WARM_START_STEPS, seed)
-    (paths.root / "DONE").write_text(BUILD_VERSION)
 
 
 def build_tokenizer(texts: list[str], out_dir: Path):
@@ -94,7 +42,7 @@ def build_tokenizer(texts: list[str], out_dir: Path):
     return fast
 
 
-def build_model(vocab_size: int, out_dir: Path, layers: int, seed: int) -> None:
+def build_model(vocab_size: int, out_dir: Path, seed: int, layers: int = 2) -> None:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 

@@ -1,48 +1,70 @@
-"""A short supervised warm start of the tiny policy on protocol demonstrations.
+"""A short supervised warm start of the tiny policy on format demonstrations.
 
-A random-initialised policy never writes a search or an answer tag, so every reward is 0
-and no gradient flows. A few hundred steps on demonstrations built from the training
-questions (think, search, the corpus document as the observation, answer) teach the tag
-protocol; the loss covers only the policy's own tokens, exactly as in RL. Kept short on
-purpose: the protocol is right while answers on held-out questions stay mostly wrong.
+A base model that never saw the tag protocol does not write a search or an answer tag, so
+every reward is 0 and no gradient flows. A short SFT on demonstrations built from a share
+of the training questions teaches the protocol: think, search with the question, read
+what BM25 returns over the corpus, search the birth city for a two-hop question, answer.
+The loss covers only the policy's own tokens, as in RL; in self-search mode (SSRL) it also
+covers the information, which the policy then writes itself. Kept short on purpose: the
+protocol is right while answers stay mostly wrong, so RL has something to learn.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
 from actors.dataset import load_questions
-from actors.episode import format_observation
-from actors.search import SearchResult
+from actors.episode import Question, format_observation
+from actors.search import INFO_OPEN, SearchResult
+
+WARM_START_LR = 3e-3
+WARM_START_BATCH = 16
+TOPK = 3
+_BORN_IN = re.compile(r"was born in (\w+)")
 
 
-def _documents(corpus_path: Path) -> dict[str, str]:
-    docs = {}
-    for line in open(corpus_path):
-        title, _, text = json.loads(line)["contents"].partition("\n")
-        docs[title.strip('"')] = text
-    return docs
+def _observation(text: str, self_search: bool) -> list[tuple[str, bool]]:
+    """The observation as parts; with self_search the policy writes the body itself."""
+    if not self_search:
+        return [(text, False)]
+    body = text.removeprefix(INFO_OPEN).rstrip("\n")
+    return [(INFO_OPEN, False), (body, True), ("\n\n", False)]
 
 
-def demonstrations(data_dir: Path) -> list[list[tuple[str, bool]]]:
-    """Per training question: prompt, search turn, observation, answer turn, as
-    (text, trained) parts; the prompt and the observation are not trained (as in RL)."""
-    docs = _documents(data_dir / "corpus.jsonl")
-    demos = []
-    for q in load_questions(data_dir / "train.parquet"):
-        title = next((t for t in docs if t in q.question), "")
-        observation = format_observation(SearchResult([("", docs.get(title, ""))]))
-        first = f"<think> I need to search. </think> <search> {q.question} </search>"
-        final = f"<think> I found it. </think> <answer> {q.answers[0]} </answer>"
-        demos.append([(q.prompt, False), (first, True), (observation, False), (final, True)])
-    return demos
+def demonstration(q: Question, retrieve, self_search: bool) -> list[tuple[str, bool]]:
+    """Prompt, search turn, observation, a second search for a two-hop question, answer."""
+    first = retrieve(q.question)
+    parts = [(q.prompt, False),
+             (f"<think> I need to search. </think> <search> {q.question} </search>", True)]
+    parts += _observation(format_observation(SearchResult(first)), self_search)
+    born = _BORN_IN.search(first[0][1]) if first else None
+    if q.data_source.endswith("2hop") and born:
+        city = born.group(1)
+        parts.append((f"<think> I need to search {city}. </think> <search> {city} </search>",
+                      True))
+        parts += _observation(format_observation(SearchResult(retrieve(city))), self_search)
+    parts.append((f"<think> I found it. </think> <answer> {q.answers[0]} </answer>", True))
+    return parts
 
 
-def warm_start(model_dir: Path, data_dir: Path, steps: int, seed: int, lr: float = 3e-3,
-               batch_size: int = 16) -> float:
-    """Fine-tune the model in model_dir in place; returns the last loss."""
+def demonstrations(data_dir: Path, fraction: float,
+                   self_search: bool = False) -> list[list[tuple[str, bool]]]:
+    """Demonstrations of the first `fraction` of the training questions."""
+    from actors.retrievers import Bm25Retriever
+
+    bm25 = Bm25Retriever(str(data_dir / "corpus.jsonl"))
+    questions = load_questions(data_dir / "train.parquet")
+    chosen = questions[:max(1, round(len(questions) * fraction))]
+    return [demonstration(q, lambda query: bm25.retrieve_now(query, TOPK), self_search)
+            for q in chosen]
+
+
+def warm_start(base_dir: Path, out_dir: Path, data_dir: Path, steps: int, fraction: float,
+               self_search: bool, seed: int) -> float:
+    """Fine-tune the model in base_dir into out_dir; returns the last loss."""
     from learner.sft import finetune
 
-    return finetune(model_dir, model_dir, demonstrations(data_dir), steps, lr, batch_size,
+    demos = demonstrations(data_dir, fraction, self_search)
+    return finetune(base_dir, out_dir, demos, steps, WARM_START_LR, WARM_START_BATCH,
                     seed)[-1]

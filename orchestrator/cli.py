@@ -1,9 +1,10 @@
 """The ``simsearch`` command line.
 
+    simsearch pipeline [CONFIG.yaml] [section.key=value ...]
+    simsearch world | pretrain | warm-start | sft-simulator [CONFIG.yaml] [...]
     simsearch train [CONFIG.yaml] [section.key=value ...]
     simsearch eval [CONFIG.yaml] [section.key=value ...]
     simsearch serve-simulator [CONFIG.yaml] [section.key=value ...]
-    simsearch sft-simulator [CONFIG.yaml] [section.key=value ...]
 
 A config error stops with the offending key and what it allows, before anything starts.
 """
@@ -16,6 +17,10 @@ import sys
 from conf.loader import ConfigError, load_config
 
 COMMANDS = {
+    "pipeline": "the whole method on the tiny world, each stage cached, then a report",
+    "world": "build (or find) the tiny world: corpus, questions, tokenizer",
+    "pretrain": "build (or find) the tiny base LMs that read the corpus",
+    "warm-start": "build (or find) the tiny policy's warm start on format demonstrations",
     "train": "train a search agent",
     "eval": "score a policy checkpoint on a question set with any search backend",
     "serve-simulator": "serve the simulator pool as a Search-R1 POST /retrieve endpoint",
@@ -53,7 +58,26 @@ def _sft_simulator(cfg) -> None:
     sft_simulator(cfg)
 
 
-RUNNERS = {"train": _train, "eval": _eval, "serve-simulator": _serve_simulator,
+def _pipeline(cfg) -> None:
+    from orchestrator.pipeline import pipeline
+
+    pipeline(cfg)
+
+
+def _stage(name: str):
+    def run(cfg) -> None:
+        from orchestrator import stages
+
+        build = {"world": stages.world_stage, "pretrain": stages.pretrain_stage,
+                 "warm-start": lambda world: stages.warm_start_stage(
+                     world, self_search=cfg.search.backend == "self")}[name]
+        print(build(cfg.world))
+
+    return run
+
+
+RUNNERS = {"pipeline": _pipeline, "world": _stage("world"), "pretrain": _stage("pretrain"),
+           "warm-start": _stage("warm-start"), "train": _train, "eval": _eval, "serve-simulator": _serve_simulator,
            "sft-simulator": _sft_simulator}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from actors.rewards import exact_match, f1_score
 from conf.schema import Config
 from orchestrator.play import Played
+from orchestrator.wiring import with_corpus
 
 EVAL_APP = "simulator-eval"
 
@@ -52,7 +53,6 @@ def _scores(items: list[Played]) -> dict[str, float]:
 def eval_inputs(cfg: Config, assets):
     """(data path, questions, search section) of eval, defaults resolved."""
     from actors.dataset import load_questions
-    from orchestrator.wiring import with_corpus
 
     ev = cfg.eval
     data_path = ev.data_path or str(Path(assets.train_path).with_name("test.parquet"))
@@ -61,19 +61,27 @@ def eval_inputs(cfg: Config, assets):
 
 
 def periodic_evaluator(cfg: Config, assets, worker):
-    """step -> eval/<data_source>/<metric> from worker's engine with its current weights."""
+    """step -> eval/<data_source>/<metric> from worker's engine with its current weights;
+    with eval.also_training_search, also eval_<backend>/... with training's backend."""
     ev = cfg.eval
     _, questions, search = eval_inputs(cfg, assets)
+    backends = [("eval", search)]
+    if ev.also_training_search:
+        backends.append((f"eval_{cfg.search.backend}", with_corpus(cfg.search,
+                                                                   assets.corpus_path)))
 
     def evaluate_at(step: int) -> dict[str, float]:
         import ray
 
-        pairs = ray.get(worker.evaluate.remote(questions, ev.samples, ev.temperature, search,
-                                               f"eval{step}"),
-                        timeout=cfg.trainer.step_timeout_s)
-        report = eval_report([Played(questions[i], "", traj) for i, traj in pairs])
-        return {f"eval/{source}/{key}": value for source, row in report.items()
-                for key, value in row.items()}
+        metrics = {}
+        for prefix, conf in backends:
+            pairs = ray.get(worker.evaluate.remote(questions, ev.samples, ev.temperature,
+                                                   conf, f"{prefix}{step}"),
+                            timeout=cfg.trainer.step_timeout_s)
+            report = eval_report([Played(questions[i], "", traj) for i, traj in pairs])
+            metrics.update({f"{prefix}/{source}/{key}": value
+                            for source, row in report.items() for key, value in row.items()})
+        return metrics
 
     return evaluate_at
 

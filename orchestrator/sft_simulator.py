@@ -145,7 +145,7 @@ def sft_simulator(cfg: Config) -> Path:
     if cfg.sft.search.backend not in REAL_BACKENDS:
         raise ConfigError(f"sft.search.backend={cfg.sft.search.backend!r} cannot collect "
                           f"documents for simulator SFT; allowed: {', '.join(REAL_BACKENDS)}")
-    assets = resolve_assets(cfg)
+    assets = resolve_assets(cfg, tuned_simulator=False)
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     questions = load_questions(assets.train_path)[:cfg.sft.questions or None]

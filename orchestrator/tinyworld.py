@@ -6,6 +6,8 @@ people (birth city, profession) and cities (country). Each entity gets one corpu
 Search-R1's parquet schema: single-hop (birth city, profession) and two-hop (country of
 birth). People are split into train and held-out test sets, so test questions ask about
 entities the policy never saw a question about. Everything derives from one seed.
+``generic_documents`` writes documents of the same shape about invented entities outside
+the world: the general text a base model reads besides the corpus.
 """
 
 from __future__ import annotations
@@ -48,17 +50,37 @@ def make_world(seed: int, num_people: int) -> tuple[list[Person], dict[str, str]
     countries = _unique_words(rng, 5, 3, taken)
     cities = _unique_words(rng, 15, 2, taken)
     professions = [w.lower() for w in _unique_words(rng, 8, 2, taken)]
-    firsts = _unique_words(rng, num_people, 2, taken)
-    lasts = _unique_words(rng, num_people, 2, taken)
     city_country = {c: rng.choice(countries) for c in cities}
-    people = [Person(f"{f} {l}", rng.choice(cities), rng.choice(professions))
-              for f, l in zip(firsts, lasts)]
+    names: list[str] = []
+    seen: set[str] = set()
+    while len(names) < num_people:  # first and last names repeat, full names do not
+        first, last = _word(rng, 2), _word(rng, 2)
+        name = f"{first} {last}"
+        if name not in seen and not {first, last} & taken:
+            seen.add(name)
+            names.append(name)
+    people = [Person(name, rng.choice(cities), rng.choice(professions)) for name in names]
     return people, city_country
 
 
+def _document(name: str, city: str, profession: str) -> str:
+    return f"\"{name}\"\n{name} was born in {city}. {name} works as a {profession}."
+
+
+def generic_documents(count: int, seed: int, exclude: set[str]) -> list[str]:
+    """Documents about invented people, cities and professions with fresh names (none in
+    exclude), so predicting a name's second mention takes copying it, not remembering it."""
+    rng = random.Random(f"general text {seed}")  # a stream apart from the world's
+    docs: list[str] = []
+    while len(docs) < count:
+        name = f"{_word(rng, 2)} {_word(rng, 2)}"
+        if name not in exclude:
+            docs.append(_document(name, _word(rng, 2), _word(rng, 2).lower()))
+    return docs
+
+
 def corpus_rows(people: list[Person], city_country: dict[str, str]) -> list[dict]:
-    docs = [f"\"{p.name}\"\n{p.name} was born in {p.city}. {p.name} works as a {p.profession}."
-            for p in people]
+    docs = [_document(p.name, p.city, p.profession) for p in people]
     docs += [f"\"{c}\"\n{c} is a city in the country of {k}." for c, k in city_country.items()]
     return [{"id": str(i), "contents": d} for i, d in enumerate(docs)]
 
@@ -81,12 +103,15 @@ def question_rows(people: list[Person], city_country: dict[str, str], split: str
     } for i, (source, question, answer) in enumerate(qa)]
 
 
-def write_world(out_dir: Path, seed: int, num_people: int, test_fraction: float) -> None:
+TEST_FRACTION = 0.2  # share of people whose questions are held out
+
+
+def write_world(out_dir: Path, seed: int, num_people: int) -> None:
     """Write corpus.jsonl, train.parquet and test.parquet under out_dir."""
     import pandas as pd
 
     people, city_country = make_world(seed, num_people)
-    num_test = max(1, int(len(people) * test_fraction))
+    num_test = max(1, int(len(people) * TEST_FRACTION))
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "corpus.jsonl", "w") as f:
         for row in corpus_rows(people, city_country):
@@ -106,3 +131,15 @@ def world_text(out_dir: Path) -> list[str]:
         frame = pd.read_parquet(out_dir / f"{split}.parquet")
         lines += [str(p[0]["content"]) for p in frame["prompt"]]
     return lines
+
+
+def held_out_titles(out_dir: Path) -> set[str]:
+    """Titles of the corpus documents whose entity a held-out question names."""
+    import pandas as pd
+
+    from actors.retrievers import split_contents
+
+    questions = [str(p[0]["content"]) for p in pd.read_parquet(out_dir / "test.parquet")["prompt"]]
+    titles = {split_contents(json.loads(line)["contents"])[0]
+              for line in open(out_dir / "corpus.jsonl")}
+    return {t for t in titles if any(f" {t}?" in q or f" {t} " in q for q in questions)}

@@ -21,7 +21,8 @@ def make_run_dir(parent: str) -> Path:
     return run_dir
 
 
-def train(cfg: Config) -> Path:
+def train(cfg: Config, run_dir: Path | None = None) -> Path:
+    """Train; the run folder is run_dir, or a new one under trainer.run_dir."""
     import ray
 
     from orchestrator import wiring
@@ -29,7 +30,7 @@ def train(cfg: Config) -> Path:
     from orchestrator.metrics import MetricsLogger, start_wandb
 
     resume = find_checkpoint(cfg.trainer.resume_from) if cfg.trainer.resume_from else None
-    run_dir = make_run_dir(cfg.trainer.run_dir)
+    run_dir = run_dir or make_run_dir(cfg.trainer.run_dir)
     assets = wiring.resolve_assets(cfg)
     started_ray = wiring.connect_ray(cfg)
     system = wiring.start_system(cfg, assets, run_dir, resume)
@@ -67,10 +68,14 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None) -> dict[s
         curriculum.load_state_dict(resume.curriculum)
     first = resume.step + 1 if resume else 0
     metrics: dict[str, float] = {}
+    start = {}  # the starting policy's scores, logged with the first step
+    if evaluator is not None and resume is None:
+        start = {f"start/{key}": value for key, value in evaluator(-1).items()}
     on_terminal = sys.stdout.isatty()
     for step in tqdm(range(first, tr.total_steps), desc="train", unit="step", initial=first,
                      total=tr.total_steps, disable=not on_terminal):
         metrics = one_step(cfg, system, logger, step, curriculum.advance(step))
+        metrics.update(start if step == first else {})
         if not on_terminal:  # job logs and CI: one line per step instead of a progress bar
             print(step_line(step, tr.total_steps, metrics), flush=True)
         last = step == tr.total_steps - 1

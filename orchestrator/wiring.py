@@ -39,19 +39,26 @@ class System:
     push_weights: Callable[[int], None]  # engines to the learner's weights, as version v
 
 
-def resolve_assets(cfg: Config) -> Assets:
-    """Config paths, with the tiny world and models (built on first use) as defaults."""
+def resolve_assets(cfg: Config, tuned_simulator: bool = True) -> Assets:
+    """Config paths, with the tiny world's cached stages (built on first use) as defaults.
+
+    The default simulator is the fine-tuned one (the simulator-SFT stage) when a search
+    goes to it and tuned_simulator is set, else the simulator base; the default policy is
+    the warm start, with self-written information in self-search mode."""
     needs_tiny = not (cfg.data.train_path and cfg.rollout.engine.model_path
                       and cfg.simulator.engine.model_path and cfg.search.bm25.corpus_path)
-    tiny = None
+    tiny, simulator = None, cfg.simulator.engine.model_path
     if needs_tiny:
-        from learner.tiny_models import ensure_tiny_assets
+        from orchestrator.stages import ensure_tiny_assets, simulator_sft_stage
 
-        tiny = ensure_tiny_assets(cfg.world.cache_dir, cfg.world.seed, cfg.world.num_people)
+        tiny = ensure_tiny_assets(cfg.world, self_search=cfg.search.backend == "self")
+        uses_simulator = "simulator" in (cfg.search.backend, cfg.eval.search.backend)
+        if not simulator and tuned_simulator and uses_simulator:
+            simulator = str(simulator_sft_stage(cfg, tiny))
     return Assets(
         train_path=cfg.data.train_path or str(tiny.data / "train.parquet"),
         policy_path=cfg.rollout.engine.model_path or str(tiny.policy),
-        simulator_path=cfg.simulator.engine.model_path or str(tiny.simulator),
+        simulator_path=simulator or str(tiny.simulator),
         corpus_path=cfg.search.bm25.corpus_path or str(tiny.data / "corpus.jsonl"),
     )
 

@@ -41,8 +41,7 @@ def ray_cluster():
 def tiny_assets():
     """The tiny world and models (built once under the private HOME)."""
     from conf.schema import WorldConf
-    from learner.tiny_models import ensure_tiny_assets
+    from orchestrator.stages import ensure_tiny_assets
 
-    world = WorldConf()
-    return ensure_tiny_assets(world.cache_dir, world.seed, world.num_people)
+    return ensure_tiny_assets(WorldConf())
 

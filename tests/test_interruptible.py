@@ -60,3 +60,29 @@ def test_an_interrupted_turn_resumes_under_the_new_weights(tiny_assets):
     assert torch.allclose(sampled[cut:], rescored[cut:], atol=1e-4)
     # those before it came from the old weights, which scored them differently
     assert not torch.allclose(sampled[:cut], rescored[:cut], atol=1e-4)
+
+
+def test_a_weight_update_reaches_prefixes_the_engine_has_cached(tiny_assets):
+    """The prompt's KV is cached by the first request; after new weights load, a request
+    on the same prompt must not reuse the old weights' KV: its sampled tokens' logprobs
+    equal a rescoring under the new weights."""
+    conf = RolloutConf(episode=EpisodeConf(temperature=1.0))
+
+    async def scenario():
+        worker = RolloutWorker(0, conf, str(tiny_assets.policy),
+                               str(tiny_assets.data / "train.parquet"), "em", 0, None,
+                               SearchConf(backend="self"), SimulatorConf(), None, 5.0)
+        try:
+            await worker.ready()
+            prompt = worker.encode("Answer the given question. " * 60)  # spans full blocks
+            await worker.generate(prompt, 8, stop=["<never>"])  # caches the prompt's KV
+            await worker.load_weights(str(tiny_assets.simulator), worker.version + 1)
+            out = await worker.generate(prompt, 8, stop=["<never>"])
+            rescored = await worker.prompt_logprobs(prompt + out.token_ids)
+        finally:
+            worker.engine.shutdown()
+        return out, rescored[len(prompt):]
+
+    out, rescored = asyncio.run(scenario())
+    assert len(out.token_ids) == 8
+    assert torch.allclose(torch.tensor(out.logprobs), torch.tensor(rescored), atol=1e-4)

@@ -160,7 +160,7 @@ def test_search_r1_response_shapes():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     out = tmp_path_factory.mktemp("world")
-    write_world(out, seed=0, num_people=20, test_fraction=0.2)
+    write_world(out, seed=0, num_people=20)
     return out
 
 
