@@ -32,10 +32,10 @@ class WorldConf:
     """People in the synthetic world; each yields three questions, a fifth are held out."""
     pretrain_steps: int = bounded(1200, 1, 1 << 30)
     """Steps (batch 32) each tiny base LM reads the corpus and general text."""
-    warm_start_steps: int = bounded(150, 1, 1 << 30)
+    warm_start_steps: int = bounded(100, 1, 1 << 30)
     """Steps (batch 16) of the policy's SFT on format demonstrations; short on purpose, so
     the protocol is right while most answers are still wrong."""
-    warm_start_fraction: float = bounded(0.5, 0.001, 1.0)
+    warm_start_fraction: float = bounded(0.1, 0.001, 1.0)
     """Share of the training questions the warm start demonstrates."""
 
 
