@@ -25,13 +25,17 @@ async def interrupted_turn(worker: RolloutWorker, new_weights: str, prompt: list
     return await turn
 
 
-def test_an_interrupted_turn_resumes_under_the_new_weights(tiny_assets):
+def sampling_worker(tiny_assets) -> RolloutWorker:
+    """A rollout worker on the tiny policy, sampling at temperature 1, no Ray."""
     conf = RolloutConf(episode=EpisodeConf(temperature=1.0))
+    return RolloutWorker(0, conf, str(tiny_assets.policy),
+                         str(tiny_assets.data / "train.parquet"), "em", 0, None,
+                         SearchConf(backend="self"), SimulatorConf(), None, 5.0)
 
+
+def test_an_interrupted_turn_resumes_under_the_new_weights(tiny_assets):
     async def scenario():
-        worker = RolloutWorker(0, conf, str(tiny_assets.policy),
-                               str(tiny_assets.data / "train.parquet"), "em", 0, None,
-                               SearchConf(backend="self"), SimulatorConf(), None, 5.0)
+        worker = sampling_worker(tiny_assets)
         try:
             await worker.ready()
             prompt = worker.encode("Answer the given question. Question: where was")
@@ -70,12 +74,8 @@ def test_a_weight_update_reaches_prefixes_the_engine_has_cached(tiny_assets):
 
     from learner.losses import token_logprobs
 
-    conf = RolloutConf(episode=EpisodeConf(temperature=1.0))
-
     async def scenario():
-        worker = RolloutWorker(0, conf, str(tiny_assets.policy),
-                               str(tiny_assets.data / "train.parquet"), "em", 0, None,
-                               SearchConf(backend="self"), SimulatorConf(), None, 5.0)
+        worker = sampling_worker(tiny_assets)
         try:
             await worker.ready()
             prompt = worker.encode("Answer the given question. " * 60)  # spans full blocks
