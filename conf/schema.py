@@ -239,6 +239,9 @@ class SftConf:
     need far more)."""
     batch_size: int = bounded(16, 1, 1 << 16)
     """Examples per fine-tuning step."""
+    bare_fraction: float = bounded(0.25, 0.0, 1.0)
+    """Share of examples also written without the question and its answer, the prompt a
+    bare ``POST /retrieve`` query gets; 0 = the simulator only sees questioned prompts."""
     output_dir: str = ""
     """Where the dataset and checkpoint go; empty = a new folder under trainer.run_dir."""
 

@@ -104,28 +104,38 @@ def label_searches(records: list[SearchRecord], episode_em: dict[str, float],
 
 
 def build_examples(labeled: list[LabeledSearch], num_docs: int, doc_words: int,
-                   seed: int) -> list[dict]:
+                   seed: int, bare_fraction: float = 0.0) -> list[dict]:
     """Balanced useful/noisy examples in the sft prompt format.
 
     Every prompt asks for num_docs documents (what the pool will be asked for) and the
     completion holds the documents of that label, possibly fewer: a count that followed
-    the label would let the count, not the keyword, select the mode.
+    the label would let the count, not the keyword, select the mode. A bare_fraction share
+    of the examples is repeated without the question (as a bare ``/retrieve`` query asks).
     """
-    by_mode: dict[str, list[dict]] = {"useful": [], "noisy": []}
+    by_mode: dict[str, list[LabeledSearch]] = {"useful": [], "noisy": []}
     for item in labeled:
         for mode, docs in (("useful", item.useful), ("noisy", item.noisy)):
-            if not docs:
-                continue
-            prompt = simulator_prompt("sft", item.query, item.question, item.answers,
-                                      mode == "noisy", num_docs, doc_words)
-            by_mode[mode].append({"mode": mode, "query": item.query,
-                                  "question": item.question, "answers": item.answers,
-                                  "prompt": prompt, "completion": format_documents(docs)})
+            if docs:
+                by_mode[mode].append(item)
     size = min(len(v) for v in by_mode.values())
     rng = random.Random(seed)
-    examples = [ex for v in by_mode.values() for ex in rng.sample(v, size)]
+    examples = []
+    for mode, items in by_mode.items():
+        for item in rng.sample(items, size):
+            examples.append(_example(item, mode, item.question, num_docs, doc_words))
+            if rng.random() < bare_fraction:
+                examples.append(_example(item, mode, "", num_docs, doc_words))
     rng.shuffle(examples)
     return examples
+
+
+def _example(item: LabeledSearch, mode: str, question: str, num_docs: int,
+             doc_words: int) -> dict:
+    docs = item.useful if mode == "useful" else item.noisy
+    prompt = simulator_prompt("sft", item.query, question, item.answers, mode == "noisy",
+                              num_docs, doc_words)
+    return {"mode": mode, "query": item.query, "question": question,
+            "answers": item.answers, "prompt": prompt, "completion": format_documents(docs)}
 
 
 def output_dir(cfg: Config) -> Path:
@@ -152,7 +162,8 @@ def sft_simulator(cfg: Config) -> Path:
     search = with_corpus(cfg.sft.search, assets.corpus_path)
     records, episode_em = collect(cfg, assets.policy_path, questions, search)
     labeled = label_searches(records, episode_em, cfg.sft.label)
-    examples = build_examples(labeled, search.topk, cfg.simulator.doc_words, cfg.trainer.seed)
+    examples = build_examples(labeled, search.topk, cfg.simulator.doc_words, cfg.trainer.seed,
+                              cfg.sft.bare_fraction)
     if not examples:
         raise RuntimeError(f"no balanced examples from {len(records)} searches: every "
                            f"document was labelled the same way (sft.label={cfg.sft.label})")

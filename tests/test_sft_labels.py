@@ -38,6 +38,18 @@ def test_examples_are_balanced_and_keep_the_mode_keyword():
     assert useful["completion"] == "Doc 1: Ana was born in Lima.\nDoc 2: Lima is in Peru.\n"
 
 
+
+def test_a_bare_share_repeats_examples_without_the_question():
+    labeled = label_searches(RECORDS, {}, "answer")
+    assert all(e["question"] for e in build_examples(labeled, 3, 20, seed=0))
+    both = build_examples(labeled, 3, 20, seed=0, bare_fraction=1.0)
+    bare = [e for e in both if not e["question"]]
+    assert len(both) == 4 and len(bare) == 2 and {e["mode"] for e in bare} == {"useful", "noisy"}
+    for e in bare:
+        assert "The user is trying" not in e["prompt"] and f"Query: {e['query']}" in e["prompt"]
+        twin = next(x for x in both if x["question"] and x["mode"] == e["mode"])
+        assert twin["completion"] == e["completion"]
+
 class CharTokenizer:
     def encode(self, text, add_special_tokens=False):
         return [ord(c) for c in text]
