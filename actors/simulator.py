@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from actors.engine import generate, sampling_params, start_engine
-from actors.simulator_prompt import parse_documents, simulator_prompt
+from actors.simulator_prompt import parse_documents, request_prompt
 from conf.schema import OpenAIConf, SimulatorConf
 
 
@@ -27,8 +27,7 @@ class SimulatorServer:
     async def search(self, query: str, question: str, answers: list[str], noisy: bool,
                      num_docs: int) -> dict:
         """num_docs documents for query: {"docs": [str], "tokens": int}."""
-        prompt = simulator_prompt(self.conf.prompt, query, question, answers, noisy,
-                                  num_docs, self.conf.doc_words)
+        prompt = request_prompt(self.conf, query, question, answers, noisy, num_docs)
         params = sampling_params(self.conf.max_tokens, self.conf.temperature,
                                  stop=[f"Doc {num_docs + 1}:"])
         out = await generate(self.engine, self.tokenizer.encode(prompt), params)
@@ -67,8 +66,8 @@ class OpenAIWriter:
         sim = self.simulator
         body = {"model": self.conf.model, "max_tokens": sim.max_tokens,
                 "temperature": sim.temperature, "stop": [f"Doc {num_docs + 1}:"],
-                "messages": [{"role": "user", "content": simulator_prompt(
-                    sim.prompt, query, question, answers, noisy, num_docs, sim.doc_words)}]}
+                "messages": [{"role": "user", "content": request_prompt(
+                    sim, query, question, answers, noisy, num_docs)}]}
         key = os.environ.get(self.conf.api_key_env, "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         url = self.conf.base_url.rstrip("/") + "/chat/completions"

@@ -18,6 +18,10 @@ or empty documents are tolerated and callers report how many were usable.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conf.schema import SimulatorConf
 
 HEAD = "You are a search engine. Given a query, write {num_docs} {mode} documents for it. "
 CONTEXT = "The user is trying to answer the question \"{question}\" whose answer is {answer}. "
@@ -50,6 +54,15 @@ def simulator_prompt(mode: str, query: str, question: str, answers: list[str],
     if mode == "prompt_only":
         text += EXAMPLES[kind]
     return text + TAIL.format(query=query, mode_title=kind.capitalize())
+
+
+def request_prompt(conf: SimulatorConf, query: str, question: str, answers: list[str],
+                   noisy: bool, num_docs: int) -> str:
+    """The prompt that conf asks for: the question and answers only if conf.with_question."""
+    if not conf.with_question:
+        question, answers = "", []
+    return simulator_prompt(conf.prompt, query, question, answers, noisy, num_docs,
+                            conf.doc_words)
 
 
 def format_documents(docs: list[str]) -> str:

@@ -31,12 +31,12 @@ class WorldConf:
     num_people: int = bounded(200, 5, 100000)
     """People in the synthetic world; each yields three questions, a fifth are held out."""
     pretrain_steps: int = bounded(1200, 1, 1 << 30)
-    """Steps (batch 32) each tiny base LM reads the corpus and general text."""
-    warm_start_steps: int = bounded(100, 1, 1 << 30)
-    """Steps (batch 16) of the policy's SFT on format demonstrations; short on purpose, so
-    the protocol is right while most answers are still wrong."""
-    warm_start_fraction: float = bounded(0.1, 0.001, 1.0)
-    """Share of the training questions the warm start demonstrates."""
+    """Steps (batch 32) each tiny base LM reads its texts (see ``orchestrator.stages``)."""
+    warm_start_steps: int = bounded(1000, 1, 1 << 30)
+    """Steps (batch 16) of the policy's SFT on format demonstrations about invented people:
+    the protocol (and copying names) is learnt while the world's answers are not."""
+    warm_start_people: int = bounded(1000, 1, 100000)
+    """Invented people outside the world whose questions the warm start demonstrates."""
 
 
 @dataclass
@@ -138,6 +138,10 @@ class SimulatorConf:
     """sft: the fine-tuned simulator's format (mode keyword, question and gold answer);
     prompt_only: an un-tuned LLM, with a worked example (its noisy variant omits question
     and answer)."""
+    with_question: bool = True
+    """Show the simulator the question and its gold answer besides the query (ZeroSearch);
+    false: the query alone, so the documents follow from what the policy searched, as a
+    real engine's do, and a poor query is not rescued by the question."""
     doc_words: int = bounded(30, 1, 1000)
     """Words asked for per document (ZeroSearch: 30)."""
     max_tokens: int = bounded(96, 1, 1 << 16)
@@ -229,9 +233,11 @@ class SftConf:
     """Training questions to play for collection; 0 = all."""
     samples: int = bounded(4, 1, 1024)
     """Episodes per question during collection (more samples, more distinct queries)."""
-    label: str = choice("answer", "answer", "outcome")
-    """answer: a document is useful when it contains a gold answer; outcome: when its
-    episode reached the right answer (a cheaper proxy for an LLM judge)."""
+    label: str = choice("answer", "answer", "named", "outcome")
+    """answer: a document is useful when it contains a gold answer; named: when it also is
+    about what the question or the query names (its title occurs in them), so an answer
+    that occurs by chance in a document about something else does not count; outcome:
+    when its episode reached the right answer (a cheaper proxy for an LLM judge)."""
     steps: int = bounded(1000, 1, 1 << 30)
     """Fine-tuning steps (ZeroSearch reports 1000)."""
     lr: float = bounded(1e-3, 0.0, 1.0)

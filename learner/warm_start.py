@@ -1,12 +1,16 @@
 """A short supervised warm start of the tiny policy on format demonstrations.
 
 A base model that never saw the tag protocol does not write a search or an answer tag, so
-every reward is 0 and no gradient flows. A short SFT on demonstrations built from a share
-of the training questions teaches the protocol: think, search with the question, read
-what BM25 returns over the corpus, search the birth city for a two-hop question, answer.
-The loss covers only the policy's own tokens, as in RL; in self-search mode (SSRL) it also
-covers the information, which the policy then writes itself. Kept short on purpose: the
-protocol is right while answers stay mostly wrong, so RL has something to learn.
+every reward is 0 and no gradient flows. A short SFT on demonstrations teaches the
+protocol: think, search with the question, read what BM25 returns, search the birth city
+for a two-hop question, answer. The demonstrations are about invented people outside the
+world (``tinyworld.write_demo_world``), as an instruction-tuning set would be: their names
+are new, so a demonstration is fitted only by copying the name into the query and the
+answer out of the information, never by recalling the world. The loss covers only the
+policy's own tokens, as in RL; in self-search mode (SSRL) it also covers the information,
+which the policy then writes itself. It never shows a question about the world, so the
+protocol is right while most answers on the world's questions are still wrong: RL has
+something to learn.
 """
 
 from __future__ import annotations
@@ -48,23 +52,20 @@ def demonstration(q: Question, retrieve, self_search: bool) -> list[tuple[str, b
     return parts
 
 
-def demonstrations(data_dir: Path, fraction: float,
-                   self_search: bool = False) -> list[list[tuple[str, bool]]]:
-    """Demonstrations of the first `fraction` of the training questions."""
+def demonstrations(demo_dir: Path, self_search: bool = False) -> list[list[tuple[str, bool]]]:
+    """A demonstration of every question in demo_dir/demo.parquet, BM25 over its corpus."""
     from actors.retrievers import Bm25Retriever
 
-    bm25 = Bm25Retriever(str(data_dir / "corpus.jsonl"))
-    questions = load_questions(data_dir / "train.parquet")
-    chosen = questions[:max(1, round(len(questions) * fraction))]
+    bm25 = Bm25Retriever(str(demo_dir / "corpus.jsonl"))
     return [demonstration(q, lambda query: bm25.retrieve_now(query, TOPK), self_search)
-            for q in chosen]
+            for q in load_questions(demo_dir / "demo.parquet")]
 
 
-def warm_start(base_dir: Path, out_dir: Path, data_dir: Path, steps: int, fraction: float,
-               self_search: bool, seed: int) -> float:
+def warm_start(base_dir: Path, out_dir: Path, demo_dir: Path, steps: int, self_search: bool,
+               seed: int) -> float:
     """Fine-tune the model in base_dir into out_dir; returns the last loss."""
     from learner.sft import finetune
 
-    demos = demonstrations(data_dir, fraction, self_search)
+    demos = demonstrations(demo_dir, self_search)
     return finetune(base_dir, out_dir, demos, steps, WARM_START_LR, WARM_START_BATCH,
                     seed)[-1]

@@ -77,8 +77,8 @@ def _stage(name: str):
 
 
 RUNNERS = {"pipeline": _pipeline, "world": _stage("world"), "pretrain": _stage("pretrain"),
-           "warm-start": _stage("warm-start"), "train": _train, "eval": _eval, "serve-simulator": _serve_simulator,
-           "sft-simulator": _sft_simulator}
+           "warm-start": _stage("warm-start"), "train": _train, "eval": _eval,
+           "serve-simulator": _serve_simulator, "sft-simulator": _sft_simulator}
 
 
 def main(argv: list[str] | None = None) -> int:

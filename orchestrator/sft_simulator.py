@@ -4,10 +4,12 @@
    (``sft.search``, bm25 over the corpus by default); every (query, documents) pair is
    recorded.
 2. Label each document useful or noisy: ``answer`` = it contains a gold answer
-   (normalised), ``outcome`` = its episode reached the right answer.
+   (normalised), ``named`` = that, and its title occurs in the question or the query,
+   ``outcome`` = its episode reached the right answer.
 3. Write ``sft_simulator.jsonl``: per search, a useful example (its useful documents) and a
    noisy one (its noisy documents), in the ``sft`` prompt format with the mode keyword,
-   balanced by down-sampling the larger class.
+   balanced by down-sampling the larger class; a ``sft.bare_fraction`` share also without
+   the question (all of them without ``simulator.with_question``).
 4. Fine-tune the simulator model on them (loss on the documents only).
 5. Save an HF checkpoint (``<output>/simulator``) that the pool loads by path
    (``simulator.engine.model_path``).
@@ -21,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from actors.episode import Question
 from actors.rewards import contains_answer, exact_match
-from actors.simulator_prompt import format_documents, parse_documents, simulator_prompt
+from actors.simulator_prompt import (format_documents, parse_documents, request_prompt,
+                                     simulator_prompt)
 from conf.loader import ConfigError
 from conf.schema import Config, SimulatorConf
 
@@ -41,6 +44,7 @@ class SearchRecord:
     question: str
     answers: list[str]
     docs: list[str]
+    titles: list[str] = field(default_factory=list)  # one per document; "" when untitled
 
 
 @dataclass
@@ -62,8 +66,9 @@ class RecordingSearch:
     async def search(self, request):
         result = await self.backend.search(request)
         if not result.failed and result.docs:
-            self.records.append(SearchRecord(request.key, request.query, request.question,
-                                              request.answers, [t for _, t in result.docs]))
+            self.records.append(SearchRecord(
+                request.key, request.query, request.question, request.answers,
+                [text for _, text in result.docs], [title for title, _ in result.docs]))
         return result
 
     async def close(self) -> None:
@@ -90,11 +95,7 @@ def label_searches(records: list[SearchRecord], episode_em: dict[str, float],
     """Split each search's documents into useful and noisy; repeated searches once."""
     seen, out = set(), []
     for rec in records:
-        episode_key = rec.key.rsplit("/t", 1)[0]
-        if how == "answer":
-            useful = [d for d in rec.docs if contains_answer(d, rec.answers)]
-        else:
-            useful = list(rec.docs) if episode_em.get(episode_key, 0.0) == 1.0 else []
+        useful = _useful(rec, how, episode_em.get(rec.key.rsplit("/t", 1)[0], 0.0))
         noisy = [d for d in rec.docs if d not in useful]
         ident = (rec.query, rec.question, tuple(useful), tuple(noisy))
         if ident not in seen:
@@ -103,14 +104,25 @@ def label_searches(records: list[SearchRecord], episode_em: dict[str, float],
     return out
 
 
+def _useful(rec: SearchRecord, how: str, em: float) -> list[str]:
+    if how == "outcome":
+        return list(rec.docs) if em == 1.0 else []
+    named = f"{rec.question} {rec.query}".lower()
+    titles = rec.titles or [""] * len(rec.docs)
+    return [d for d, title in zip(rec.docs, titles) if contains_answer(d, rec.answers)
+            and (how == "answer" or not title or title.lower() in named)]
+
+
 def build_examples(labeled: list[LabeledSearch], num_docs: int, doc_words: int,
-                   seed: int, bare_fraction: float = 0.0) -> list[dict]:
+                   seed: int, bare_fraction: float = 0.0,
+                   with_question: bool = True) -> list[dict]:
     """Balanced useful/noisy examples in the sft prompt format.
 
     Every prompt asks for num_docs documents (what the pool will be asked for) and the
     completion holds the documents of that label, possibly fewer: a count that followed
     the label would let the count, not the keyword, select the mode. A bare_fraction share
-    of the examples is repeated without the question (as a bare ``/retrieve`` query asks).
+    of the examples is repeated without the question (as a bare ``/retrieve`` query asks);
+    without with_question (``simulator.with_question``) every example is bare.
     """
     by_mode: dict[str, list[LabeledSearch]] = {"useful": [], "noisy": []}
     for item in labeled:
@@ -122,8 +134,9 @@ def build_examples(labeled: list[LabeledSearch], num_docs: int, doc_words: int,
     examples = []
     for mode, items in by_mode.items():
         for item in rng.sample(items, size):
-            examples.append(_example(item, mode, item.question, num_docs, doc_words))
-            if rng.random() < bare_fraction:
+            if with_question:
+                examples.append(_example(item, mode, item.question, num_docs, doc_words))
+            if not with_question or rng.random() < bare_fraction:
                 examples.append(_example(item, mode, "", num_docs, doc_words))
     rng.shuffle(examples)
     return examples
@@ -163,7 +176,7 @@ def sft_simulator(cfg: Config) -> Path:
     records, episode_em = collect(cfg, assets.policy_path, questions, search)
     labeled = label_searches(records, episode_em, cfg.sft.label)
     examples = build_examples(labeled, search.topk, cfg.simulator.doc_words, cfg.trainer.seed,
-                              cfg.sft.bare_fraction)
+                              cfg.sft.bare_fraction, cfg.simulator.with_question)
     if not examples:
         raise RuntimeError(f"no balanced examples from {len(records)} searches: every "
                            f"document was labelled the same way (sft.label={cfg.sft.label})")
@@ -196,8 +209,8 @@ async def controllability(sim: SimulatorConf, model_path: str, questions: list[Q
         params = sampling_params(sim.max_tokens, sim.temperature, stop=[f"Doc {num_docs + 1}:"])
 
         async def docs(q: Question, noisy: bool) -> list[str]:
-            prompt = simulator_prompt("sft", q.question, q.question, q.answers, noisy,
-                                      num_docs, sim.doc_words)
+            prompt = request_prompt(replace(sim, prompt="sft"), q.question, q.question,
+                                    q.answers, noisy, num_docs)
             out = await generate(engine, tokenizer.encode(prompt), params)
             return parse_documents(out.text, num_docs)
 

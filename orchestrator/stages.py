@@ -1,11 +1,12 @@
 """The tiny world's build stages, each cached in a folder named by what it depends on.
 
     world        the synthetic world (corpus, train/test parquet) and its tokenizer
-    pretrain     two base LMs read the corpus: the simulator reads all of it (it "knows"
-                 every entity, held-out ones included: the method's premise that an LLM's
-                 knowledge can play the search engine); the policy reads the cities and
-                 the training people only, so held-out questions need a search
-    warm-start   a short SFT of the policy base on format demonstrations
+    pretrain     two base LMs: the simulator reads the whole corpus (it "knows" every
+                 entity, held-out ones included: the method's premise that an LLM's
+                 knowledge can play the search engine); the policy reads the cities, the
+                 training people and general text, so held-out questions need a search
+    warm-start   a short SFT of the policy base on format demonstrations about invented
+                 people outside the world
     sft          the simulator SFT for useful/noisy control (``simsearch sft-simulator``)
 
 A stage's folder is ``<world.cache_dir>/<stage>-<hash>``, the hash taken over the stage's
@@ -28,7 +29,7 @@ from typing import Callable
 
 from conf.schema import Config, WorldConf
 
-BUILD_VERSION = "tiny-v5"
+BUILD_VERSION = "tiny-v6"
 DONE = "DONE"
 
 
@@ -91,30 +92,31 @@ def pretrain_stage(world: WorldConf, built: Path | None = None, quiet: bool = Fa
         titles = {title for title, _ in load_corpus(corpus)}
         general = [[(doc, True)] for doc in
                    generic_documents(GENERIC_DOCUMENTS, world.seed, exclude=titles)]
-        hidden = held_out_titles(built / "data")
-        for role, seed, skip in (("policy", world.seed + 1, hidden),
-                                 ("simulator", world.seed + 2, set())):
-            pretrain(built / "tokenizer", out / role, corpus_examples(corpus, skip) + general,
-                     world.pretrain_steps, seed)
+        policy = corpus_examples(corpus, held_out_titles(built / "data")) + general
+        pretrain(built / "tokenizer", out / "policy", policy, world.pretrain_steps,
+                 world.seed + 1)
+        pretrain(built / "tokenizer", out / "simulator", corpus_examples(corpus, set()),
+                 world.pretrain_steps, world.seed + 2)
 
     depends = {"world": str(built), "steps": world.pretrain_steps}
     return cached_stage(world.cache_dir, "pretrain", depends, build, quiet)
 
 
 def warm_start_stage(world: WorldConf, self_search: bool = False) -> Path:
-    """The policy base fine-tuned on format demonstrations; self_search (SSRL) also trains
-    the information the policy writes itself."""
+    """The policy base fine-tuned on format demonstrations about invented people (their
+    world in demo/); self_search (SSRL) also trains the information the policy writes."""
     from learner.warm_start import warm_start
+    from orchestrator.tinyworld import write_demo_world
 
-    built = world_stage(world)
-    data, bases = built / "data", pretrain_stage(world, built)
+    bases = pretrain_stage(world)
 
     def build(out: Path) -> None:
-        warm_start(bases / "policy", out, data, world.warm_start_steps,
-                   world.warm_start_fraction, self_search, world.seed)
+        write_demo_world(out / "demo", world.seed, world.num_people, world.warm_start_people)
+        warm_start(bases / "policy", out, out / "demo", world.warm_start_steps, self_search,
+                   world.seed)
 
     depends = {"pretrain": str(bases), "steps": world.warm_start_steps,
-               "fraction": world.warm_start_fraction, "self_search": self_search}
+               "people": world.warm_start_people, "self_search": self_search}
     return cached_stage(world.cache_dir, "warm-start", depends, build)
 
 
@@ -138,5 +140,6 @@ def simulator_sft_stage(cfg: Config, tiny: TinyPaths) -> Path:
 
     depends = {"policy": str(tiny.policy), "simulator": str(tiny.simulator),
                "sft": asdict(run_cfg.sft), "episode": asdict(cfg.rollout.episode),
-               "doc_words": cfg.simulator.doc_words, "seed": cfg.trainer.seed}
+               "doc_words": cfg.simulator.doc_words, "seed": cfg.trainer.seed,
+               "with_question": cfg.simulator.with_question}
     return cached_stage(cfg.world.cache_dir, "simulator-sft", depends, build) / "simulator"

@@ -7,7 +7,8 @@ Search-R1's parquet schema: single-hop (birth city, profession) and two-hop (cou
 birth). People are split into train and held-out test sets, so test questions ask about
 entities the policy never saw a question about. Everything derives from one seed.
 ``generic_documents`` writes documents of the same shape about invented entities outside
-the world: the general text a base model reads besides the corpus.
+the world: the general text a base model reads besides the corpus. ``write_demo_world``
+adds invented people to the world for the policy's warm-start demonstrations.
 """
 
 from __future__ import annotations
@@ -67,16 +68,33 @@ def _document(name: str, city: str, profession: str) -> str:
     return f"\"{name}\"\n{name} was born in {city}. {name} works as a {profession}."
 
 
+def _fresh_names(rng: random.Random, count: int, exclude: set[str]) -> list[str]:
+    names: list[str] = []
+    seen = set(exclude)
+    while len(names) < count:
+        name = f"{_word(rng, 2)} {_word(rng, 2)}"
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+    return names
+
+
 def generic_documents(count: int, seed: int, exclude: set[str]) -> list[str]:
     """Documents about invented people, cities and professions with fresh names (none in
     exclude), so predicting a name's second mention takes copying it, not remembering it."""
     rng = random.Random(f"general text {seed}")  # a stream apart from the world's
-    docs: list[str] = []
-    while len(docs) < count:
-        name = f"{_word(rng, 2)} {_word(rng, 2)}"
-        if name not in exclude:
-            docs.append(_document(name, _word(rng, 2), _word(rng, 2).lower()))
-    return docs
+    return [_document(name, _word(rng, 2), _word(rng, 2).lower())
+            for name in _fresh_names(rng, count, exclude)]
+
+
+def invented_people(count: int, seed: int, people: list[Person],
+                    city_country: dict[str, str]) -> list[Person]:
+    """People outside the world, born in its cities, with its professions and new names."""
+    rng = random.Random(f"invented people {seed}")
+    professions = sorted({p.profession for p in people})
+    cities = sorted(city_country)
+    return [Person(name, rng.choice(cities), rng.choice(professions))
+            for name in _fresh_names(rng, count, {p.name for p in people})]
 
 
 def corpus_rows(people: list[Person], city_country: dict[str, str]) -> list[dict]:
@@ -108,15 +126,28 @@ TEST_FRACTION = 0.2  # share of people whose questions are held out
 
 def write_world(out_dir: Path, seed: int, num_people: int) -> None:
     """Write corpus.jsonl, train.parquet and test.parquet under out_dir."""
-    import pandas as pd
-
     people, city_country = make_world(seed, num_people)
     num_test = max(1, int(len(people) * TEST_FRACTION))
+    _write(out_dir, people, city_country,
+           {"train": people[num_test:], "test": people[:num_test]})
+
+
+def write_demo_world(out_dir: Path, seed: int, num_people: int, invented: int) -> None:
+    """The world's corpus plus `invented` people outside it (corpus.jsonl), and questions
+    about those people only (demo.parquet): what the policy's warm start demonstrates."""
+    people, city_country = make_world(seed, num_people)
+    extra = invented_people(invented, seed, people, city_country)
+    _write(out_dir, people + extra, city_country, {"demo": extra})
+
+
+def _write(out_dir: Path, people: list[Person], city_country: dict[str, str],
+           splits: dict[str, list[Person]]) -> None:
+    import pandas as pd
+
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "corpus.jsonl", "w") as f:
         for row in corpus_rows(people, city_country):
             f.write(json.dumps(row) + "\n")
-    splits = {"train": people[num_test:], "test": people[:num_test]}
     for split, members in splits.items():
         rows = question_rows(members, city_country, split)
         pd.DataFrame(rows).to_parquet(out_dir / f"{split}.parquet", index=False)

@@ -11,8 +11,8 @@ from actors.retrievers import (Bm25Retriever, HttpRetriever, load_corpus,
                                parse_retrieve_response)
 from actors.search import (SearchRequest, SearchStats, SelfSearch, SimulatedSearch,
                            call_with_retries)
-from actors.simulator_prompt import EXAMPLES, parse_documents, simulator_prompt
-from conf.schema import SearchConf
+from actors.simulator_prompt import EXAMPLES, parse_documents, request_prompt, simulator_prompt
+from conf.schema import SearchConf, SimulatorConf
 from orchestrator.curriculum import is_noisy
 from orchestrator.tinyworld import write_world
 
@@ -200,6 +200,16 @@ def test_prompt_modes():
     with pytest.raises(ValueError, match="allowed"):
         simulator_prompt("chat", "q", "", [], False, 3, 30)
 
+
+
+def test_a_simulator_without_the_question_sees_the_query_alone():
+    told = request_prompt(SimulatorConf(doc_words=20), "capital", "capital of France?",
+                          ["Paris"], False, 3)
+    assert told == simulator_prompt("sft", "capital", "capital of France?", ["Paris"], False,
+                                    3, 20)
+    blind = request_prompt(SimulatorConf(with_question=False), "capital", "capital of France?",
+                           ["Paris"], False, 3)
+    assert "Paris" not in blind and "France" not in blind and "Query: capital" in blind
 
 @pytest.mark.parametrize("text, expected", [
     ("Doc 1: a b\nDoc 2: c\nDoc 3: d\n", ["a b", "c", "d"]),  # regular

@@ -20,6 +20,19 @@ def test_answer_labels_by_whole_word_containment():
     assert labeled[1].useful == []  # "bakery" does not contain the word "baker"
 
 
+
+def test_named_labels_drop_an_answer_that_occurs_in_a_document_about_someone_else():
+    rec = SearchRecord("q0/s0/t1", "Lima", "in which country was Ana Lu born?", ["Peru"],
+                       ["Lima is a city in Peru.", "Ana Lu was born in Lima, Peru.",
+                        "Bo Ka was born in Peru."], ["Lima", "Ana Lu", "Bo Ka"])
+    (answer,) = label_searches([rec], {}, "answer")
+    (named,) = label_searches([rec], {}, "named")
+    assert answer.useful == rec.docs
+    # named by the query, by the question, by neither
+    assert named.useful == rec.docs[:2] and named.noisy == ["Bo Ka was born in Peru."]
+    untitled = SearchRecord(rec.key, rec.query, rec.question, rec.answers, rec.docs)
+    assert label_searches([untitled], {}, "named")[0].useful == rec.docs
+
 def test_outcome_labels_follow_the_episode():
     labeled = label_searches(RECORDS, {"q0/s0": 1.0, "q0/s1": 0.0, "q1/s0": 1.0}, "outcome")
     assert [len(x.useful) for x in labeled] == [3, 0, 2]
@@ -49,6 +62,8 @@ def test_a_bare_share_repeats_examples_without_the_question():
         assert "The user is trying" not in e["prompt"] and f"Query: {e['query']}" in e["prompt"]
         twin = next(x for x in both if x["question"] and x["mode"] == e["mode"])
         assert twin["completion"] == e["completion"]
+    blind = build_examples(labeled, 3, 20, seed=0, with_question=False)
+    assert len(blind) == 2 and not any(e["question"] for e in blind)
 
 class CharTokenizer:
     def encode(self, text, add_special_tokens=False):

@@ -7,7 +7,10 @@ import pytest
 from actors.episode import Question
 from learner.warm_start import demonstration
 from orchestrator.stages import DONE, cached_stage
-from orchestrator.tinyworld import generic_documents, held_out_titles, make_world, write_world
+from actors.dataset import load_questions
+from actors.retrievers import load_corpus
+from orchestrator.tinyworld import (generic_documents, held_out_titles, make_world,
+                                    write_demo_world, write_world)
 
 
 def test_a_stage_builds_once_per_setting_and_rebuilds_a_half_built_one(tmp_path, capsys):
@@ -61,6 +64,20 @@ def test_general_text_names_nobody_of_the_world():
     assert len(titles) > 190 and not titles & {p.name for p in people}
     assert all(" was born in " in d and " works as a " in d for d in docs)
 
+
+
+def test_demonstrations_ask_about_invented_people_in_the_world_s_cities(tmp_path):
+    write_demo_world(tmp_path, seed=0, num_people=30, invented=50)
+    people, city_country = make_world(0, 30)
+    titles = [title for title, _ in load_corpus(tmp_path / "corpus.jsonl")]
+    invented = set(titles) - {p.name for p in people} - set(city_country)
+    assert len(titles) == 30 + 50 + len(city_country) and len(invented) == 50
+    questions = load_questions(tmp_path / "demo.parquet")
+    assert len(questions) == 150
+    named = {next(n for n in invented if n in q.question) for q in questions}
+    assert named == invented  # every question is about an invented person, none about the world
+    countries = {q.answers[0] for q in questions if q.data_source.endswith("2hop")}
+    assert countries <= set(city_country.values())  # born in the world's cities
 
 def _retrieve(query):
     if query == "Kami":
