@@ -131,12 +131,13 @@ def build_examples(labeled: list[LabeledSearch], num_docs: int, doc_words: int,
                 by_mode[mode].append(item)
     size = min(len(v) for v in by_mode.values())
     rng = random.Random(seed)
+    bare = size if not with_question else round(size * bare_fraction)  # same per mode
     examples = []
     for mode, items in by_mode.items():
-        for item in rng.sample(items, size):
+        for i, item in enumerate(rng.sample(items, size)):
             if with_question:
                 examples.append(_example(item, mode, item.question, num_docs, doc_words))
-            if not with_question or rng.random() < bare_fraction:
+            if i < bare:
                 examples.append(_example(item, mode, "", num_docs, doc_words))
     rng.shuffle(examples)
     return examples

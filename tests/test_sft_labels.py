@@ -62,6 +62,12 @@ def test_a_bare_share_repeats_examples_without_the_question():
         assert "The user is trying" not in e["prompt"] and f"Query: {e['query']}" in e["prompt"]
         twin = next(x for x in both if x["question"] and x["mode"] == e["mode"])
         assert twin["completion"] == e["completion"]
+    many = [SearchRecord(f"q{i}/s0/t0", f"where was A{i} born", "where was A?", ["Lima"],
+                         ["A was born in Lima.", "B was born in Oslo."]) for i in range(8)]
+    quarter = build_examples(label_searches(many, {}, "answer"), 3, 20, seed=0,
+                             bare_fraction=0.25)
+    modes = [e["mode"] for e in quarter if not e["question"]]
+    assert modes.count("useful") == modes.count("noisy") == 2  # the bare share is balanced
     blind = build_examples(labeled, 3, 20, seed=0, with_question=False)
     assert len(blind) == 2 and not any(e["question"] for e in blind)
 
