@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 SIM_NODE_UP_S = 240
@@ -29,18 +30,21 @@ def node_of(actor) -> str:
         lambda self: ray.get_runtime_context().get_node_id()), timeout=60)
 
 
-def search_until(search, done, deadline_s: float) -> int:
-    """Keep 16 searches in flight until done() or the deadline; returns rounds run."""
+def search_until(search, questions, done, deadline_s: float) -> tuple[int, Counter]:
+    """Keep 16 searches for training questions in flight until done() or the deadline;
+    returns the rounds run and the errors of the searches that failed, by kind."""
     from actors.search import SearchRequest
 
-    async def load() -> int:
-        rounds = 0
+    async def load() -> tuple[int, Counter]:
+        rounds, errors = 0, Counter()
         while not done() and time.monotonic() < deadline_s:
-            batch = [SearchRequest(f"where was person {i} born", "where?", ["Lima"],
-                                   f"load{rounds}/g{i}/s0/t0") for i in range(16)]
-            await asyncio.gather(*[search.search(r) for r in batch])
+            batch = [questions[(16 * rounds + i) % len(questions)] for i in range(16)]
+            batch = [SearchRequest(q.question, q.question, q.answers, f"load{rounds}/g{i}/s0/t0")
+                     for i, q in enumerate(batch)]
+            results = await asyncio.gather(*[search.search(r) for r in batch])
+            errors.update(r.error.split(":")[0] for r in results if r.failed)
             rounds += 1
-        return rounds
+        return rounds, errors
 
     return asyncio.run(load())
 
@@ -56,6 +60,7 @@ def wait_for(condition, timeout_s: float) -> bool:
 
 
 def main(gcs_address: str, run_dir: str) -> dict:
+    from actors.dataset import load_questions
     from actors.search import SimulatedSearch
     from actors.simulator import pool_writer
     from conf.loader import load_config
@@ -69,7 +74,8 @@ def main(gcs_address: str, run_dir: str) -> dict:
         "simulator.autoscaling.upscale_delay_s=0.5",
         "simulator.autoscaling.downscale_delay_s=2"])
     wiring.connect_ray(cfg)
-    system = wiring.start_system(cfg, wiring.resolve_assets(cfg), Path(run_dir))
+    assets = wiring.resolve_assets(cfg)
+    system = wiring.start_system(cfg, assets, Path(run_dir))
     actors = {"learner": system.learner, "policy": system.workers[0]}
     placed = {role: node_of(actor) for role, actor in actors.items()}
     report = {"placed_on_own_node": {role: placed[role] in nodes_offering(role)
@@ -78,10 +84,12 @@ def main(gcs_address: str, run_dir: str) -> dict:
     search = SimulatedSearch(pool_writer(system.simulator), cfg.search, seed=0)
     two = lambda: len(nodes_offering("simulator")) == 2 and wiring.simulator_replicas() == 2
     start = time.monotonic()
-    report["load_rounds"] = search_until(search, two, start + SIM_NODE_UP_S)
+    questions = load_questions(assets.train_path)
+    report["load_rounds"], errors = search_until(search, questions, two, start + SIM_NODE_UP_S)
     report["up_s"] = round(time.monotonic() - start, 1)
     report["simulator_nodes_under_load"] = len(nodes_offering("simulator"))
     report["failed_searches"] = search.stats.failures
+    report["search_errors"] = dict(errors)
     start = time.monotonic()
     report["scaled_down"] = wait_for(lambda: len(nodes_offering("simulator")) == 1,
                                      SIM_NODE_DOWN_S)
