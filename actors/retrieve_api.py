@@ -3,8 +3,8 @@
 Request ``{"queries": [str], "topk": int, "return_scores": bool}``; response
 ``{"result": [[{"document": {"id", "contents"}, "score"}, ...] per query]}``, or bare
 document dicts when return_scores is false, so Search-R1 / verl training code can use the
-simulator as its retriever unchanged. Simulated documents have no title, so the query
-stands in as the title line of ``contents``; scores are by rank (k for the first, 1 for
+simulator as its retriever unchanged. A simulated document without a title gets the query
+as the title line of ``contents``; scores are by rank (k for the first, 1 for
 the last). Malformed requests get a 400 with a message, oversized ones a 413; a query the
 pool still cannot answer after the bounded retries makes the whole request a 503.
 """
@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 
 from actors.search import EmptyOutput, SearchStats, call_with_retries
+from actors.simulator_prompt import split_title
 from conf.schema import SearchConf, ServeConf
 
 MAX_TOPK = 50
@@ -69,8 +70,9 @@ def retrieve_response(queries: list[str], docs: list[list[str]], return_scores: 
     result, next_id = [], first_id
     for query, hits in zip(queries, docs):
         rows = []
-        for rank, text in enumerate(hits):
-            document = {"id": f"sim-{next_id}", "contents": f"\"{query}\"\n{text}"}
+        for rank, doc in enumerate(hits):
+            title, text = split_title(doc)
+            document = {"id": f"sim-{next_id}", "contents": f"\"{title or query}\"\n{text}"}
             next_id += 1
             rows.append({"document": document, "score": float(len(hits) - rank)}
                         if return_scores else document)

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
+from actors.simulator_prompt import split_title
 from conf.schema import SearchConf, SimulatorConf
 from orchestrator.curriculum import is_noisy
 
@@ -134,7 +135,7 @@ class SimulatedSearch:
         self.stats.latencies.append(time.monotonic() - start)
         self.stats.tokens.append(reply["tokens"])
         self.stats.usable_docs.append(len(reply["docs"]))
-        return SearchResult([("", d) for d in reply["docs"]], noisy=noisy)
+        return SearchResult([split_title(d) for d in reply["docs"]], noisy=noisy)
 
     async def close(self) -> None:
         await close_client(self.write)

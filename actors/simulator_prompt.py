@@ -12,7 +12,9 @@ are either useful or noisy. Two prompt modes:
 
 Without a question (a plain ``POST /retrieve`` query) the user-context sentence is left
 out. Output is read as ``Doc 1: ...`` up to ``Doc k``, cut at ``Doc k+1``; missing, merged
-or empty documents are tolerated and callers report how many were usable.
+or empty documents are tolerated and callers report how many were usable. A document may
+lead with ``(Title: ...)``, as a simulator fine-tuned on a titled corpus writes it; the
+title then reaches the policy exactly as a real retriever's does.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ EXAMPLES = {
 }
 PROMPT_MODES = ("sft", "prompt_only")
 _DOC_HEAD = re.compile(r"Doc\s*(\d+)\s*:", re.IGNORECASE)
+_TITLE = re.compile(r"\(Title:\s*([^)]*)\)\s*")
 
 
 def simulator_prompt(mode: str, query: str, question: str, answers: list[str],
@@ -65,6 +68,17 @@ def request_prompt(conf: SimulatorConf, query: str, question: str, answers: list
                             conf.doc_words)
 
 
+def titled(title: str, text: str) -> str:
+    """A document as the simulator writes it: the title, when known, leads in brackets."""
+    return f"(Title: {title}) {text}" if title else text
+
+
+def split_title(doc: str) -> tuple[str, str]:
+    """(title, text) of a simulated document; the title is "" when it has none."""
+    match = _TITLE.match(doc)
+    return (match.group(1).strip(), doc[match.end():]) if match else ("", doc)
+
+
 def format_documents(docs: list[str]) -> str:
     """Documents as the simulator writes them (the SFT target)."""
     return "".join(f"Doc {i}: {doc}\n" for i, doc in enumerate(docs, 1))
@@ -75,7 +89,8 @@ def parse_documents(text: str, num_docs: int) -> list[str]:
 
     Text before the first ``Doc N:`` header counts as a document when there is no header
     at all (a model that ignored the format still produced something). Parsing stops at a
-    header numbered above num_docs.
+    header numbered above num_docs. A repeated document is kept once; one with a title but
+    no text, or cut off inside its title, is dropped.
     """
     heads = list(_DOC_HEAD.finditer(text))
     if not heads:
@@ -87,6 +102,11 @@ def parse_documents(text: str, num_docs: int) -> list[str]:
             break
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
         body = " ".join(text[head.end():end].split())
-        if body:
+        if split_title(body)[1] and not _cut_in_title(body) and body not in docs:
             docs.append(body)
     return docs[:num_docs]
+
+
+def _cut_in_title(doc: str) -> bool:
+    """A document whose output ended inside its ``(Title: ...)`` bracket."""
+    return doc.startswith("(") and ")" not in doc

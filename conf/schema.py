@@ -233,11 +233,24 @@ class SftConf:
     """Training questions to play for collection; 0 = all."""
     samples: int = bounded(4, 1, 1024)
     """Episodes per question during collection (more samples, more distinct queries)."""
-    label: str = choice("answer", "answer", "named", "outcome")
+    question_queries: bool = False
+    """Also search each training question verbatim: examples of what the real engine
+    returns for a query that names the right entity, which a policy early in training may
+    seldom write (a simulator that sees the query alone learns its knowledge from them)."""
+    title_queries: bool = False
+    """Also search the title of every document of the corpus (``sft.search.bm25.
+    corpus_path``): examples that name every entity the simulator knows, held-out ones
+    included, without any question."""
+    label: str = choice("answer", "answer", "named", "query", "outcome")
     """answer: a document is useful when it contains a gold answer; named: when it also is
     about what the question or the query names (its title occurs in them), so an answer
-    that occurs by chance in a document about something else does not count; outcome:
-    when its episode reached the right answer (a cheaper proxy for an LLM judge)."""
+    that occurs by chance in a document about something else does not count; query: a
+    search that found a document about what the query names (its title, or a word of it,
+    occurs in the query) is useful as a whole page, the other documents are noisy, answer
+    or not (the label for a simulator that sees the query alone,
+    ``simulator.with_question=false``); outcome: when its episode reached the right answer
+    (a cheaper proxy for an LLM judge). Untitled documents fall back to answer under named
+    and query."""
     steps: int = bounded(1000, 1, 1 << 30)
     """Fine-tuning steps (ZeroSearch reports 1000)."""
     lr: float = bounded(1e-3, 0.0, 1.0)

@@ -9,7 +9,8 @@
 3. the report: a table, ``report.json`` and ``curves.png`` in the run folder.
 
 The RL run is a stage too: its folder, ``<trainer.run_dir>/pipeline-<hash of the whole
-config>``, is reused when a finished run with the same config is there.
+config and of the stages' folders>``, is reused when a finished run with the same config
+on the same stages is there.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def pipeline(cfg: Config) -> Path:
 
     start = time.monotonic()
     cfg = pipeline_config(cfg)
-    resolve_assets(cfg)  # the cached build stages, each printed as built or found
+    assets = resolve_assets(cfg)  # the cached build stages, each printed as built or found
     built_s = time.monotonic() - start
-    run_dir = cached_stage(cfg.trainer.run_dir, "pipeline", asdict(cfg),
+    run_dir = cached_stage(cfg.trainer.run_dir, "pipeline",
+                           {"config": asdict(cfg), "assets": asdict(assets)},
                            lambda out: train(cfg, out))
     backends = {"eval": cfg.eval.search.backend, f"eval_{cfg.search.backend}":
                 cfg.search.backend}

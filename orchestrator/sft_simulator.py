@@ -1,11 +1,16 @@
 """``simsearch sft-simulator``: turn an LLM into a controllable search-engine simulator.
 
 1. Collect: the policy plays episodes on training questions against a real backend
-   (``sft.search``, bm25 over the corpus by default); every (query, documents) pair is
-   recorded.
+   (``sft.search``, bm25 over the corpus by default); with ``sft.question_queries`` each
+   question is also searched verbatim, with ``sft.title_queries`` the title of each corpus
+   document. Every (query, documents) pair is recorded.
 2. Label each document useful or noisy: ``answer`` = it contains a gold answer
    (normalised), ``named`` = that, and its title occurs in the question or the query,
-   ``outcome`` = its episode reached the right answer.
+   ``outcome`` = its episode reached the right answer. ``query`` (for a simulator that
+   sees the query alone) labels a document noisy unless its title, or a word of it,
+   occurs in the query (BM25 matches a name in part too), and a search that found one is
+   useful as a whole page, as the real engine returned it.
+   Documents keep their titles, which the fine-tuned simulator then writes.
 3. Write ``sft_simulator.jsonl``: per search, a useful example (its useful documents) and a
    noisy one (its noisy documents), in the ``sft`` prompt format with the mode keyword,
    balanced by down-sampling the larger class; a ``sft.bare_fraction`` share also without
@@ -29,9 +34,9 @@ from pathlib import Path
 from actors.episode import Question
 from actors.rewards import contains_answer, exact_match
 from actors.simulator_prompt import (format_documents, parse_documents, request_prompt,
-                                     simulator_prompt)
+                                     simulator_prompt, split_title, titled)
 from conf.loader import ConfigError
-from conf.schema import Config, SimulatorConf
+from conf.schema import Config, SftConf, SimulatorConf
 
 # Backends that can run here without a Ray cluster and that are not the simulator itself.
 REAL_BACKENDS = ("bm25", "http", "openai")
@@ -57,7 +62,8 @@ class LabeledSearch:
 
 
 class RecordingSearch:
-    """Passes searches to a backend and keeps every answered (query, documents) pair."""
+    """Passes searches to a backend and keeps every answered (query, documents) pair; the
+    backend is closed by whoever made it, after its last search."""
 
     def __init__(self, backend):
         self.backend, self.stats = backend, backend.stats
@@ -72,31 +78,66 @@ class RecordingSearch:
         return result
 
     async def close(self) -> None:
-        await self.backend.close()
+        pass
 
 
 def collect(cfg: Config, policy_path: str, questions: list[Question], search_conf,
             ) -> tuple[list[SearchRecord], dict[str, float]]:
-    """Play sft.samples episodes per question; the searches and each episode's EM."""
+    """Play sft.samples episodes per question, then search the extra queries; the searches
+    and each episode's EM."""
     from actors.search import BackendContext, make_backend
     from orchestrator.play import play_questions
 
-    recorder = RecordingSearch(make_backend(
-        search_conf, BackendContext(cfg.simulator, cfg.trainer.seed)))
-    played = asyncio.run(play_questions(cfg.rollout.engine, cfg.rollout.episode, policy_path,
-                                        cfg.trainer.seed, questions, cfg.sft.samples,
-                                        lambda generator, encode: recorder))
+    backend = make_backend(search_conf, BackendContext(cfg.simulator, cfg.trainer.seed))
+    recorder = RecordingSearch(backend)
+
+    async def run():
+        try:
+            played = await play_questions(cfg.rollout.engine, cfg.rollout.episode, policy_path,
+                                          cfg.trainer.seed, questions, cfg.sft.samples,
+                                          lambda generator, encode: recorder)
+            extra = extra_queries(cfg.sft, questions, search_conf.bm25.corpus_path)
+            await asyncio.gather(*[recorder.search(request) for request in extra])
+            return played
+        finally:
+            await backend.close()
+
+    played = asyncio.run(run())
     episode_em = {p.key: exact_match(p.trajectory.answer, p.question.answers) for p in played}
     return recorder.records, episode_em
 
 
+def extra_queries(sft: SftConf, questions: list[Question], corpus_path: str) -> list:
+    """Searches besides the policy's: each question verbatim (sft.question_queries) and the
+    title of each corpus document (sft.title_queries)."""
+    from actors.retrievers import load_corpus
+    from actors.search import SearchRequest
+
+    extra = [SearchRequest(q.question, q.question, q.answers, f"q{q.index}/question")
+             for q in questions if sft.question_queries]
+    if sft.title_queries:
+        if not corpus_path:
+            raise ConfigError("sft.title_queries needs the corpus: set sft.search.bm25."
+                              "corpus_path")
+        titles = dict.fromkeys(title for title, _ in load_corpus(corpus_path) if title)
+        extra += [SearchRequest(title, "", [], f"title{i}") for i, title in enumerate(titles)]
+    return extra
+
+
 def label_searches(records: list[SearchRecord], episode_em: dict[str, float],
                    how: str) -> list[LabeledSearch]:
-    """Split each search's documents into useful and noisy; repeated searches once."""
+    """Split each search's documents into useful and noisy (titled as the simulator
+    writes them); repeated searches once."""
     seen, out = set(), []
     for rec in records:
-        useful = _useful(rec, how, episode_em.get(rec.key.rsplit("/t", 1)[0], 0.0))
-        noisy = [d for d in rec.docs if d not in useful]
+        titles = rec.titles or [""] * len(rec.docs)
+        docs = [titled(title, doc) for title, doc in zip(titles, rec.docs)]
+        em = episode_em.get(rec.key.rsplit("/t", 1)[0], 0.0)
+        keep = [_is_useful(doc, title, rec, how, em) for doc, title in zip(rec.docs, titles)]
+        useful = [d for d, k in zip(docs, keep) if k]
+        noisy = [d for d, k in zip(docs, keep) if not k]
+        if how == "query" and useful:
+            useful = docs  # the real engine's whole page for a query it could answer
         ident = (rec.query, rec.question, tuple(useful), tuple(noisy))
         if ident not in seen:
             seen.add(ident)
@@ -104,13 +145,16 @@ def label_searches(records: list[SearchRecord], episode_em: dict[str, float],
     return out
 
 
-def _useful(rec: SearchRecord, how: str, em: float) -> list[str]:
+def _is_useful(doc: str, title: str, rec: SearchRecord, how: str, em: float) -> bool:
+    """One document's label (see the module doc); untitled ones fall back to answer."""
     if how == "outcome":
-        return list(rec.docs) if em == 1.0 else []
-    named = f"{rec.question} {rec.query}".lower()
-    titles = rec.titles or [""] * len(rec.docs)
-    return [d for d, title in zip(rec.docs, titles) if contains_answer(d, rec.answers)
-            and (how == "answer" or not title or title.lower() in named)]
+        return em == 1.0
+    if how == "answer" or not title:
+        return contains_answer(doc, rec.answers)
+    if how == "query":
+        return contains_answer(rec.query, title.split())  # a name's parts match alone
+    return (contains_answer(doc, rec.answers)
+            and contains_answer(f"{rec.question} {rec.query}", [title]))
 
 
 def build_examples(labeled: list[LabeledSearch], num_docs: int, doc_words: int,
@@ -221,8 +265,8 @@ async def controllability(sim: SimulatorConf, model_path: str, questions: list[Q
         engine.shutdown()
     result = {}
     for mode, per_question in (("useful", useful), ("noisy", noisy)):
-        hits = [contains_answer(d, q.answers) for q, ds in zip(questions, per_question)
-                for d in ds]
+        hits = [contains_answer(split_title(d)[1], q.answers)
+                for q, ds in zip(questions, per_question) for d in ds]
         result[f"{mode}_docs"] = float(len(hits))
         result[f"{mode}_with_answer"] = sum(hits) / max(1, len(hits))
     return result

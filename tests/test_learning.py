@@ -1,11 +1,20 @@
-"""RL learns on the tiny world: a short asynchronous GRPO run raises the warm-started
-policy's exact match on held-out questions (real Ray, real vLLM, real BM25).
+"""RL on the tiny world: short asynchronous GRPO runs, the warm-started policy's exact
+match on held-out questions scored with BM25 over the corpus before and after (real Ray,
+real vLLM, real Ray Serve, real BM25).
 
-It trains against BM25 over the corpus: the signal that every change to rollouts, the
-queue, the losses or the weight sync must keep. Measured on the 2-core machine with this
-test's settings, seeds 0-4: held-out EM 0.167 -> 0.317, 0.317, 0.317, 0.300, 0.317 (gains
-0.133-0.150; three earlier runs, beside other work: 0.100, 0.100, 0.200). The threshold
-sits below the smallest gain seen.
+- Against the simulated search engine (the method, a shortened ``simsearch pipeline``):
+  the simulator's documents must teach searches that work with the real retriever.
+  Measured on the 2-core machine with this test's settings, seeds 0-4: held-out EM with
+  BM25 0.167 -> 0.283, 0.383, 0.233, 0.150, 0.250 (gains 0.117, 0.217, 0.067, -0.017,
+  0.083). One seed falls by one question, so no rise holds across seeds at 40 steps: the
+  test asserts that EM does not fall by more than two questions, which a simulator that
+  answers the question instead of the query breaks (it took held-out EM from 0.183 to
+  0.050 in a full run).
+- Against BM25 itself: the signal that every change to rollouts, the queue, the losses or
+  the weight sync must keep. Seeds 0-4: held-out EM 0.167 -> 0.317, 0.317, 0.317, 0.300,
+  0.317 (gains 0.133-0.150; three earlier runs, beside other work: 0.100, 0.100, 0.200).
+
+Each threshold sits below the smallest change seen.
 """
 
 import json
@@ -16,18 +25,27 @@ from orchestrator import cli
 
 pytestmark = pytest.mark.integration
 
-STEPS = 30
 QUESTIONS = 60
-MIN_GAIN = 0.06
 
 
-def test_rl_raises_held_out_exact_match(ray_cluster, tiny_assets, tmp_path):
-    assert cli.main(["train", "conf/tiny.yaml", f"trainer.run_dir={tmp_path}",
-                     f"trainer.total_steps={STEPS}", f"eval.every={STEPS}",
-                     f"eval.max_questions={QUESTIONS}", "search.backend=bm25",
-                     "trainer.seed=0", "trainer.checkpoint_every=0"]) == 0
-    (run_dir,) = tmp_path.iterdir()
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    start = rows[0]["start/eval/all/em"]
+def held_out_em(run_dir, steps: int, *overrides: str) -> tuple[float, float]:
+    """Held-out EM with BM25 before the first and after the last of `steps` RL steps."""
+    assert cli.main(["train", "conf/tiny.yaml", f"trainer.run_dir={run_dir}",
+                     f"trainer.total_steps={steps}", f"eval.every={steps}",
+                     f"eval.max_questions={QUESTIONS}", "eval.search.backend=bm25",
+                     "trainer.seed=0", "trainer.checkpoint_every=0", *overrides]) == 0
+    (run,) = run_dir.iterdir()
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     (final,) = [r["eval/all/em"] for r in rows if "eval/all/em" in r]
-    assert final - start >= MIN_GAIN, f"held-out EM {start:.3f} -> {final:.3f}"
+    return rows[0]["start/eval/all/em"], final
+
+
+def test_rl_against_the_simulator_keeps_held_out_exact_match_with_bm25(
+        ray_cluster, tiny_assets, tmp_path):
+    start, final = held_out_em(tmp_path, 40, "search.backend=simulator")
+    assert final - start >= -2 / QUESTIONS, f"held-out EM with BM25 {start:.3f} -> {final:.3f}"
+
+
+def test_rl_against_bm25_raises_held_out_exact_match(ray_cluster, tiny_assets, tmp_path):
+    start, final = held_out_em(tmp_path, 30, "search.backend=bm25")
+    assert final - start >= 0.06, f"held-out EM {start:.3f} -> {final:.3f}"

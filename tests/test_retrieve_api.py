@@ -48,3 +48,5 @@ def test_response_shape():
                                     "score": 1.0}]
     bare = retrieve_response(["q1"], [["d1"]], False)
     assert bare == {"result": [[{"id": "sim-0", "contents": "\"q1\"\nd1"}]]}
+    titled = retrieve_response(["q1"], [["(Title: Ana) Ana was born in Lima."]], False)
+    assert titled["result"][0][0]["contents"] == "\"Ana\"\nAna was born in Lima."

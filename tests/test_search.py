@@ -61,6 +61,12 @@ def test_a_failed_simulator_call_is_retried():
     assert search.stats.drain()["tokens"] == []  # drained
 
 
+def test_a_simulated_title_reaches_the_policy_as_a_retriever_title():
+    writer = FlakyWriter(docs=["(Title: Ana Lu) Ana Lu was born in Lima.", "an untitled doc"])
+    result = asyncio.run(simulated(writer).search(request()))
+    assert result.docs == [("Ana Lu", "Ana Lu was born in Lima."), ("", "an untitled doc")]
+
+
 def test_garbage_output_is_retried_then_recorded():
     search = simulated(FlakyWriter(docs=[]), retries=1)
     result = asyncio.run(search.search(request()))
@@ -211,6 +217,7 @@ def test_a_simulator_without_the_question_sees_the_query_alone():
                            ["Paris"], False, 3)
     assert "Paris" not in blind and "France" not in blind and "Query: capital" in blind
 
+
 @pytest.mark.parametrize("text, expected", [
     ("Doc 1: a b\nDoc 2: c\nDoc 3: d\n", ["a b", "c", "d"]),  # regular
     ("Doc 1: a Doc 2: b", ["a", "b"]),  # merged on one line
@@ -219,6 +226,8 @@ def test_a_simulator_without_the_question_sees_the_query_alone():
     ("doc 1 : a\nDOC 2: b", ["a", "b"]),  # loose headers
     ("no headers at all", ["no headers at all"]),  # format ignored: one document
     ("   ", []),  # nothing usable
+    ("Doc 1: a\nDoc 2: a\nDoc 3: b", ["a", "b"]),  # a repeat, kept once
+    ("Doc 1: (Title: A) a\nDoc 2: (Title: B)\nDoc 3: (Tit", ["(Title: A) a"]),  # no text, cut
 ])
 def test_parse_documents_tolerates_bad_output(text, expected):
     assert parse_documents(text, 3) == expected

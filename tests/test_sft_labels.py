@@ -1,6 +1,15 @@
 """Simulator SFT data: labelling documents and building balanced examples (pure)."""
 
-from orchestrator.sft_simulator import SearchRecord, build_examples, label_searches
+import json
+
+import pytest
+
+from actors.episode import Question
+from actors.simulator_prompt import titled
+from conf.loader import ConfigError
+from conf.schema import SftConf
+from orchestrator.sft_simulator import (SearchRecord, build_examples, extra_queries,
+                                        label_searches)
 
 RECORDS = [
     SearchRecord("q0/s0/t0", "where was Ana born", "where was Ana born?", ["Lima"],
@@ -20,18 +29,56 @@ def test_answer_labels_by_whole_word_containment():
     assert labeled[1].useful == []  # "bakery" does not contain the word "baker"
 
 
-
 def test_named_labels_drop_an_answer_that_occurs_in_a_document_about_someone_else():
     rec = SearchRecord("q0/s0/t1", "Lima", "in which country was Ana Lu born?", ["Peru"],
                        ["Lima is a city in Peru.", "Ana Lu was born in Lima, Peru.",
                         "Bo Ka was born in Peru."], ["Lima", "Ana Lu", "Bo Ka"])
+    docs = [titled(title, doc) for title, doc in zip(rec.titles, rec.docs)]
+    assert docs[0] == "(Title: Lima) Lima is a city in Peru."  # as the simulator writes
     (answer,) = label_searches([rec], {}, "answer")
     (named,) = label_searches([rec], {}, "named")
-    assert answer.useful == rec.docs
+    assert answer.useful == docs
     # named by the query, by the question, by neither
-    assert named.useful == rec.docs[:2] and named.noisy == ["Bo Ka was born in Peru."]
+    assert named.useful == docs[:2] and named.noisy == docs[2:]
     untitled = SearchRecord(rec.key, rec.query, rec.question, rec.answers, rec.docs)
     assert label_searches([untitled], {}, "named")[0].useful == rec.docs
+
+
+def test_query_labels_a_page_that_found_what_the_query_names_useful_answer_or_not():
+    rec = SearchRecord("q0/s0/t0", "where was Bo Ka born", "in which country was Ana Lu born?",
+                       ["Peru"], ["Bo Ka was born in Oslo.", "Ana Lu was born in Lima, Peru.",
+                                  "Cy Ra was born in Peru."], ["Bo Ka", "Ana Lu", "Cy Ra"])
+    docs = [titled(title, doc) for title, doc in zip(rec.titles, rec.docs)]
+    (query,) = label_searches([rec], {}, "query")
+    assert query.useful == docs  # the whole page, as the engine returned it
+    assert query.noisy == docs[1:]  # the answer, but not about what the query names
+    in_part = SearchRecord(rec.key, "where was Di Ka born", rec.question, rec.answers,
+                           rec.docs, rec.titles)
+    (query,) = label_searches([in_part], {}, "query")  # a name's part, as BM25 matches it
+    assert query.useful == docs and query.noisy == docs[1:]
+    missed = SearchRecord(rec.key, "where was Di born", rec.question, rec.answers, rec.docs,
+                          rec.titles)
+    (query,) = label_searches([missed], {}, "query")
+    assert query.useful == [] and query.noisy == docs
+    untitled = SearchRecord(rec.key, rec.query, rec.question, rec.answers, rec.docs)
+    (query,) = label_searches([untitled], {}, "query")
+    assert query.useful == rec.docs and query.noisy == [rec.docs[0]]
+
+
+def test_extra_queries_are_each_question_verbatim_and_each_corpus_title(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": str(i), "contents": c}) + "\n" for i, c in
+                              enumerate(['"Ana Lu"\nAna Lu was born in Lima.',
+                                         '"Lima"\nLima is in Peru.'])))
+    q = Question(3, "where was Ana Lu born?", "<prompt>", ["Lima"], "tinyworld_1hop")
+    extra = extra_queries(SftConf(question_queries=True, title_queries=True), [q], str(corpus))
+    assert [(r.query, r.question, r.answers, r.key) for r in extra] == [
+        (q.question, q.question, ["Lima"], "q3/question"), ("Ana Lu", "", [], "title0"),
+        ("Lima", "", [], "title1")]
+    assert extra_queries(SftConf(), [q], str(corpus)) == []
+    with pytest.raises(ConfigError, match="sft.search.bm25.corpus_path"):
+        extra_queries(SftConf(title_queries=True), [q], "")
+
 
 def test_outcome_labels_follow_the_episode():
     labeled = label_searches(RECORDS, {"q0/s0": 1.0, "q0/s1": 0.0, "q1/s0": 1.0}, "outcome")

@@ -26,7 +26,7 @@ def test_sft_simulator_produces_a_checkpoint_the_pool_serves(ray_cluster, tiny_a
     assert modes.count("useful") == modes.count("noisy") > 0  # balanced
     for row in rows:
         assert f"{row['mode']} documents" in row["prompt"]
-        assert row["completion"].startswith("Doc 1: ")
+        assert row["completion"].startswith("Doc 1: (Title: ")  # BM25's titles kept
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["loss_last"] < summary["loss_first"]  # the simulator learned something
     checkpoint = tmp_path / "simulator"
