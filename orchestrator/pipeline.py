@@ -6,7 +6,8 @@
    questions are scored before the first step, every ``eval.every`` steps and after the
    last, with ``eval.search`` (BM25 over the corpus: sim-to-real) and with training's
    own backend (``eval.every`` = 0 means five evaluations over the run);
-3. the report: a table, ``report.json`` and ``curves.png`` in the run folder.
+3. the report: a table, ``report.json`` and ``curves.png`` in the run folder, with the
+   held-out EM of answering without a search (``report.answer_prior``).
 
 The RL run is a stage too: its folder, ``<trainer.run_dir>/pipeline-<hash of the whole
 config and of the stages' folders>``, is reused when a finished run with the same config
@@ -32,7 +33,9 @@ def pipeline_config(cfg: Config) -> Config:
 
 def pipeline(cfg: Config) -> Path:
     """Run the stages; returns the run folder holding report.json and curves.png."""
-    from orchestrator.report import write_report
+    from actors.dataset import load_questions
+    from orchestrator.evaluate import eval_inputs
+    from orchestrator.report import answer_prior, write_report
     from orchestrator.stages import cached_stage
     from orchestrator.train import train
     from orchestrator.wiring import resolve_assets
@@ -47,7 +50,9 @@ def pipeline(cfg: Config) -> Path:
     backends = {"eval": cfg.eval.search.backend, f"eval_{cfg.search.backend}":
                 cfg.search.backend}
     total_s = time.monotonic() - start
+    prior = answer_prior(load_questions(assets.train_path), eval_inputs(cfg, assets)[1])
     write_report(run_dir, backends, {"seconds_build": built_s, "seconds_total": total_s,
-                                     "training_search": cfg.search.backend})
+                                     "training_search": cfg.search.backend,
+                                     "answer_prior": prior})
     print(f"pipeline: {total_s:.0f} s in all ({built_s:.0f} s building stages)")
     return run_dir

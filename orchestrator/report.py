@@ -4,13 +4,19 @@ Read from the run's ``metrics.jsonl``, where training logged the starting policy
 (``start/eval...``) and every evaluation (``eval/...`` for ``eval.search``,
 ``eval_<backend>/...`` for training's own backend). Printed as a table, written as
 ``report.json``, and drawn as ``curves.png``: training reward and EM, held-out EM per
-backend, and the noise probability of the curriculum, over steps.
+backend, and the noise probability of the curriculum, over steps. ``answer_prior`` gives
+the baseline a policy reaches without searching, by answering what training questions of
+the same shape answered most often.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter, defaultdict
 from pathlib import Path
+
+from actors.episode import Question
+from actors.rewards import exact_match, normalize_answer
 
 METRICS = ("em", "f1", "searches")
 
@@ -51,6 +57,25 @@ def summarize(rows: list[dict], backends: dict[str, str]) -> dict:
             "gain_em": final[source]["em"] - start[source]["em"],
         } for source in final}
     return summary
+
+
+def _shape(q: Question) -> tuple[str, str]:
+    """A question's data source and its first two words ("where was", "in which")."""
+    return q.data_source, " ".join(q.question.lower().split()[:2])
+
+
+def answer_prior(train: list[Question], held_out: list[Question]) -> dict[str, float]:
+    """EM per data source (and "all") of answering each held-out question, without a
+    search, with the most common training answer among questions of its shape."""
+    counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for q in train:
+        counts[_shape(q)][normalize_answer(q.answers[0])] += 1
+    hits: dict[str, list[float]] = defaultdict(list)
+    for q in held_out:
+        common = counts[_shape(q)].most_common(1)
+        hits[q.data_source].append(exact_match(common[0][0] if common else None, q.answers))
+    prior = {source: sum(h) / len(h) for source, h in sorted(hits.items())}
+    return {"all": sum(map(sum, hits.values())) / max(1, len(held_out)), **prior}
 
 
 def print_summary(summary: dict, steps: int) -> None:
@@ -99,6 +124,9 @@ def write_report(run_dir: Path, backends: dict[str, str], extra: dict | None = N
     summary = summarize(rows, backends)
     steps = rows[-1]["step"] + 1
     print_summary(summary, steps)
+    if extra and "answer_prior" in extra:
+        print("answer prior (no search): " + ", ".join(
+            f"{source} {em:.3f}" for source, em in extra["answer_prior"].items()))
     plot_curves(rows, backends, Path(run_dir) / "curves.png")
     report = {"run_dir": str(Path(run_dir).resolve()), "steps": steps, "held_out": summary,
               **(extra or {})}

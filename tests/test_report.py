@@ -2,7 +2,8 @@
 
 import json
 
-from orchestrator.report import summarize, write_report
+from actors.episode import Question
+from orchestrator.report import answer_prior, summarize, write_report
 
 BACKENDS = {"eval": "bm25", "eval_simulator": "simulator"}
 
@@ -50,3 +51,26 @@ def test_the_report_writes_json_and_a_png(tmp_path, capsys):
     assert saved["steps"] == 4 and saved["seconds_total"] == 12.5
     png = (tmp_path / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def _q(question, answer, source="tinyworld_1hop"):
+    return Question(0, question, question, [answer], source)
+
+
+def test_the_answer_prior_answers_the_most_common_training_answer_of_a_question_s_shape():
+    train = [_q("where was A born?", "Kami"), _q("where was B born?", "Kami"),
+             _q("where was C born?", "Renpel"), _q("what is the job of A?", "Baker"),
+             _q("in which country was A born?", "Sufinox", "tinyworld_2hop")]
+    held_out = [_q("where was D born?", "Kami"), _q("where was E born?", "Renpel"),
+                _q("what is the job of D?", "baker"), _q("who is F?", "F"),
+                _q("in which country was D born?", "Beltarfi", "tinyworld_2hop")]
+    prior = answer_prior(train, held_out)
+    assert prior == {"all": 2 / 5, "tinyworld_1hop": 2 / 4, "tinyworld_2hop": 0.0}
+    assert answer_prior(train, []) == {"all": 0.0}
+
+
+def test_the_report_prints_the_answer_prior(tmp_path, capsys):
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    write_report(tmp_path, BACKENDS, {"answer_prior": {"all": 0.125, "tinyworld_2hop": 0.375}})
+    assert "answer prior (no search): all 0.125, tinyworld_2hop 0.375" in capsys.readouterr().out
+    assert json.loads((tmp_path / "report.json").read_text())["answer_prior"]["all"] == 0.125
