@@ -3,10 +3,11 @@
 A random-initialised tiny model reads the documents of the corpus (but those skipped) until
 it can complete "<name> was born in" with the right city: it then "knows" those entities.
 The policy's base also reads general text of the same shape about invented entities with
-fresh names, where the only way to predict a name's second mention is to copy the first:
-the copying that a search query and an answer need later, and that any pretrained LLM
-brings. (The simulator's base reads the corpus alone: general text would dilute what it
-has to know.)
+fresh names, where the only way to predict a name's second mention is to copy the first,
+and where a sentence said twice is predicted by copying what followed the same word before
+(``tinyworld.generic_documents``): the copying that a search query and an answer need
+later, and that any pretrained LLM brings. (The simulator's base reads the corpus alone:
+general text would dilute what it has to know.)
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Callable
 
 from conf.schema import Config, WorldConf
 
-BUILD_VERSION = "tiny-v8"
+BUILD_VERSION = "tiny-v9"
 DONE = "DONE"
 
 

@@ -7,8 +7,9 @@ Search-R1's parquet schema: single-hop (birth city, profession) and two-hop (cou
 birth). People are split into train and held-out test sets, so test questions ask about
 entities the policy never saw a question about. Everything derives from one seed.
 ``generic_documents`` writes documents of the same shape about invented entities outside
-the world: the general text a base model reads besides the corpus. ``write_demo_world``
-adds invented people to the world for the policy's warm-start demonstrations.
+the world, each with a sentence said twice: the general text a base model reads besides
+the corpus, from which it learns to copy. ``write_demo_world`` adds invented people to the
+world for the policy's warm-start demonstrations.
 """
 
 from __future__ import annotations
@@ -79,12 +80,30 @@ def _fresh_names(rng: random.Random, count: int, exclude: set[str]) -> list[str]
     return names
 
 
+# Words that link two people in general text's repeated sentence.
+LINKS = ["with", "near", "beside", "after", "before", "like", "and", "for", "from", "by",
+         "meets", "knows", "sees", "helps", "calls", "thanks", "told", "asked", "was", "is"]
+
+
 def generic_documents(count: int, seed: int, exclude: set[str]) -> list[str]:
     """Documents about invented people, cities and professions with fresh names (none in
-    exclude), so predicting a name's second mention takes copying it, not remembering it."""
+    exclude), so predicting a name's second mention takes copying it, not remembering it.
+
+    Each document also says one sentence twice that links its person to a second one
+    ("calls Renren Milo asked Wenzel Kaum."): the second person's repeat is predicted
+    only by copying what followed the same word before (an induction head). That is the
+    in-context copying a search query needs (the question's name after "where was") and
+    that any pretrained LLM brings; without it the tiny policy copies no held-out name.
+    """
     rng = random.Random(f"general text {seed}")  # a stream apart from the world's
-    return [_document(name, _word(rng, 2), _word(rng, 2).lower())
-            for name in _fresh_names(rng, count, exclude)]
+    names = _fresh_names(rng, 2 * count, exclude)
+    docs = []
+    for name, other in zip(names[::2], names[1::2]):
+        title, body = _document(name, _word(rng, 2), _word(rng, 2).lower()).split("\n")
+        first, then = rng.sample(LINKS, 2)
+        link = f"{first} {name} {then} {other}."
+        docs.append(f"{title}\n{link} {body} {link}")
+    return docs
 
 
 def invented_people(count: int, seed: int, people: list[Person],

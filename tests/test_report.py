@@ -72,5 +72,6 @@ def test_the_answer_prior_answers_the_most_common_training_answer_of_a_question_
 def test_the_report_prints_the_answer_prior(tmp_path, capsys):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()))
     write_report(tmp_path, BACKENDS, {"answer_prior": {"all": 0.125, "tinyworld_2hop": 0.375}})
-    assert "answer prior (no search): all 0.125, tinyworld_2hop 0.375" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "answer prior (no search): all 0.125, tinyworld_2hop 0.375" in out
     assert json.loads((tmp_path / "report.json").read_text())["answer_prior"]["all"] == 0.125

@@ -9,7 +9,7 @@ from learner.warm_start import demonstration
 from orchestrator.stages import DONE, cached_stage
 from actors.dataset import load_questions
 from actors.retrievers import load_corpus
-from orchestrator.tinyworld import (generic_documents, held_out_titles, make_world,
+from orchestrator.tinyworld import (LINKS, generic_documents, held_out_titles, make_world,
                                     write_demo_world, write_world)
 
 
@@ -63,6 +63,11 @@ def test_general_text_names_nobody_of_the_world():
     titles = {d.split("\n")[0].strip('"') for d in docs}
     assert len(titles) > 190 and not titles & {p.name for p in people}
     assert all(" was born in " in d and " works as a " in d for d in docs)
+    for doc in docs:  # the linking sentence opens the text and closes it, word for word
+        title, body = doc.split("\n")
+        link = body[:body.index(".") + 1]
+        assert body.endswith(" " + link) and title.strip('"') in link
+        assert link.split()[0] in LINKS and len(link.split()) == 6
 
 
 
