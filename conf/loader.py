@@ -38,6 +38,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(_type_message(err)) from None
     config: Config = OmegaConf.to_object(merged)
     check_ranges(config)
+    if config.learner.mini_batches > config.trainer.groups_per_step:
+        raise ConfigError(f"bad value for config key 'learner.mini_batches': "
+                          f"{config.learner.mini_batches}; allowed range: [1, "
+                          f"trainer.groups_per_step={config.trainer.groups_per_step}]")
     return config
 
 

@@ -323,6 +323,10 @@ class LearnerConf:
     """Gradient clipping norm; 0 disables."""
     micro_batch_size: int = bounded(8, 1, 100000)
     """Trajectories per forward/backward; gradients accumulate over the batch."""
+    mini_batches: int = bounded(1, 1, 4096)
+    """Optimizer steps per batch (PPO mini-batches, as verl's ppo_mini_batch_size): the
+    batch's groups are split into this many parts, each one step, the later ones off-policy
+    and held in by the clipped ratio; at most trainer.groups_per_step."""
     reward: str = choice("em", "em", "f1", "ssrl", "search_r1_format")
     """Training reward: EM (Search-R1), F1 (ZeroSearch), SSRL, or Search-R1 format-aware."""
     num_workers: int = bounded(1, 1, 4096)

@@ -20,11 +20,12 @@ class MicroBatch:
     loss_mask: torch.Tensor  # (B, T) float
     behavior_logprobs: torch.Tensor  # (B, T)
     advantages: torch.Tensor  # (B,)
+    proximal_logprobs: torch.Tensor | None = None  # (B, T), set for decoupled PPO's later steps
 
     def to(self, device) -> MicroBatch:
-        return MicroBatch(*(t.to(device) for t in (
+        return MicroBatch(*(None if t is None else t.to(device) for t in (
             self.input_ids, self.attention_mask, self.loss_mask, self.behavior_logprobs,
-            self.advantages)))
+            self.advantages, self.proximal_logprobs)))
 
 
 def collate(trajs: list[Trajectory], advantages: torch.Tensor, pad_id: int) -> MicroBatch:
@@ -47,3 +48,14 @@ def micro_batches(trajs: list[Trajectory], advantages: torch.Tensor, size: int,
                   pad_id: int) -> list[MicroBatch]:
     return [collate(trajs[i:i + size], advantages[i:i + size], pad_id)
             for i in range(0, len(trajs), size)]
+
+
+def mini_batch_bounds(group_sizes: list[int], parts: int) -> list[tuple[int, int]]:
+    """[start, end) trajectory ranges of `parts` mini-batches of whole groups (at most one
+    per group; their group counts differ by <= 1), in batch order."""
+    parts = max(1, min(parts, len(group_sizes)))
+    offsets = [0]
+    for size in group_sizes:
+        offsets.append(offsets[-1] + size)
+    cuts = [k * len(group_sizes) // parts for k in range(parts + 1)]
+    return [(offsets[a], offsets[b]) for a, b in zip(cuts, cuts[1:])]

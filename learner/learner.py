@@ -1,9 +1,10 @@
-"""The central learner: a transformers causal LM, AdamW, one policy-gradient step per batch.
+"""The central learner: a transformers causal LM, AdamW, policy-gradient steps per batch.
 
 Runs as a Ray actor (options applied in ``orchestrator.wiring``). ``train_step`` takes the
-queue's groups, computes advantages and the policy loss over sampled tokens (gradients
-accumulated over micro-batches, weighted so the result is the token mean over the whole
-batch), steps the optimizer and bumps the policy version. The algorithm (GRPO, decoupled
+queue's groups, computes advantages over the whole batch, splits its groups into
+``learner.mini_batches`` parts and takes one optimizer step per part on the policy loss
+over sampled tokens (gradients accumulated over micro-batches, weighted so the result is
+the token mean over the part), then bumps the policy version. The algorithm (GRPO, decoupled
 PPO, REINFORCE++) is picked by name from ``ALGORITHMS``; an optional k3 KL term pulls
 towards the frozen initial policy; token entropy is logged. ``publish`` saves the weights
 as an HF checkpoint that the rollout engines reload."""
@@ -20,7 +21,7 @@ import torch
 
 from actors.trajectory import Trajectory
 from conf.schema import LearnerConf
-from learner.batching import micro_batches
+from learner.batching import mini_batch_bounds, micro_batches
 from learner.distributed import (all_reduce_sums, full_state_dict, init_process_group, local,
                                  micro_batch_count, rank_slice, shard)
 from learner.losses import (clipped_policy_loss, decoupled_ppo_loss, grpo_advantages, kl_k3,
@@ -36,10 +37,12 @@ def _clipped(logprobs, mb, conf: LearnerConf):
 
 
 def _decoupled(logprobs, mb, conf: LearnerConf):
-    # One optimizer step per batch: the proximal policy is the current one, so its
-    # logprobs are this forward's, detached (no second forward pass is needed).
-    return decoupled_ppo_loss(logprobs, logprobs.detach(), mb.behavior_logprobs,
-                              mb.advantages, mb.loss_mask, conf.clip_eps, conf.behavior_cap)
+    # The proximal policy is the one before the batch's first optimizer step: with one step
+    # per batch its logprobs are this forward's, detached (no second forward pass); with
+    # mini-batches they were computed before the first step (Learner._attach_proximal).
+    proximal = logprobs.detach() if mb.proximal_logprobs is None else mb.proximal_logprobs
+    return decoupled_ppo_loss(logprobs, proximal, mb.behavior_logprobs, mb.advantages,
+                              mb.loss_mask, conf.clip_eps, conf.behavior_cap)
 
 
 # algorithm name -> (advantage function, loss adapter)
@@ -126,18 +129,41 @@ class Learner:
         self.version = saved["version"]
 
     def train_step(self, groups: list[list[Trajectory]]) -> dict[str, float]:
-        """One optimizer step on the batch (this rank's slice of it, in a group)."""
+        """learner.mini_batches optimizer steps on the batch (this rank's slice of it, in a
+        group); advantages come from the whole batch, the version rises by one."""
         start = time.monotonic()
         trajs = [t for group in groups for t in group]
         rewards = torch.tensor([t.reward for t in trajs], dtype=torch.float32)  # (B,)
         group_ids = torch.tensor([t.group_index for t in trajs])  # (B,)
         advantage_fn, loss_fn = ALGORITHMS[self.conf.algorithm]
         advantages = advantage_fn(rewards, group_ids)  # (B,)
-        total_tokens = max(1, sum(t.num_sampled for t in trajs))
+        steps = [(self._my_micro_batches(trajs[a:b], advantages[a:b]),
+                  max(1, sum(t.num_sampled for t in trajs[a:b])))
+                 for a, b in mini_batch_bounds([len(g) for g in groups], self.conf.mini_batches)]
+        if self.conf.algorithm == "decoupled_ppo" and len(steps) > 1:
+            self._attach_proximal([mb for micro, _ in steps for mb, _ in micro])
+        sums: dict[str, float] = defaultdict(float)
+        norms = []
+        for micro, tokens in steps:
+            step_sums, grad_norm = self._optimizer_step(micro, tokens, loss_fn)
+            for key, value in step_sums.items():
+                sums[key] += value / len(steps)
+            norms.append(grad_norm)
+        self.version += 1
+        metrics = {f"learner/{k}": v for k, v in sums.items()}
+        metrics.update({"learner/grad_norm": sum(norms) / len(norms),
+                        "learner/advantage_abs_mean": advantages.abs().mean().item(),
+                        "learner/train_tokens": float(sum(t.num_sampled for t in trajs)),
+                        "timing/train_s": time.monotonic() - start})
+        return metrics
+
+    def _optimizer_step(self, micro, tokens: int, loss_fn) -> tuple[dict[str, float], float]:
+        """Accumulate the micro-batches (each weighted by its share of the mini-batch's
+        tokens, counted over every rank), clip, step; token-mean statistics and grad norm."""
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = defaultdict(float)
-        for mb, counts in self._my_micro_batches(trajs, advantages):
-            weight = mb.loss_mask.sum().item() / total_tokens if counts else 0.0
+        for mb, counts in micro:
+            weight = mb.loss_mask.sum().item() / tokens if counts else 0.0
             for key, value in self._accumulate(mb.to(self.device), loss_fn, weight).items():
                 sums[key] += value * weight
         if self.world_size > 1:
@@ -145,13 +171,15 @@ class Learner:
         grad_norm = local(torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.conf.max_grad_norm or float("inf")))
         self.optimizer.step()
-        self.version += 1
-        metrics = {f"learner/{k}": v for k, v in sums.items()}
-        metrics.update({"learner/grad_norm": float(grad_norm),
-                        "learner/advantage_abs_mean": advantages.abs().mean().item(),
-                        "learner/train_tokens": float(total_tokens),
-                        "timing/train_s": time.monotonic() - start})
-        return metrics
+        return sums, float(grad_norm)
+
+    @torch.no_grad()
+    def _attach_proximal(self, micro_batches) -> None:
+        """Logprobs of the policy before the batch's first step, for decoupled PPO."""
+        for mb in micro_batches:
+            logits = self.model(input_ids=mb.input_ids.to(self.device),
+                                attention_mask=mb.attention_mask.to(self.device)).logits
+            mb.proximal_logprobs = token_logprobs(logits, mb.input_ids.to(self.device))
 
     def _my_micro_batches(self, trajs: list[Trajectory], advantages: torch.Tensor):
         """(micro-batch, counts) for this rank: its slice of the batch, then zero-weight

@@ -29,6 +29,7 @@ def test_overrides_apply():
     ("rollout.engine.dtype=int3", ["rollout.engine.dtype", "float32"]),
     ("curriculum.end=1.5", ["curriculum.end", "[0.0, 1.0]"]),
     ("no_equals_sign", ["no_equals_sign", "section.key=value"]),
+    ("learner.mini_batches=5", ["learner.mini_batches", "trainer.groups_per_step=4"]),
 ])
 def test_bad_values_name_the_key(override, words):
     with pytest.raises(ConfigError) as err:

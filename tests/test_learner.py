@@ -6,6 +6,7 @@ import torch
 
 from actors.trajectory import Trajectory
 from conf.schema import LearnerConf
+from learner.batching import mini_batch_bounds
 from learner.learner import Learner
 
 pytestmark = pytest.mark.integration
@@ -65,3 +66,42 @@ def test_a_checkpoint_restores_model_optimizer_and_version(tiny_assets, tmp_path
     b = resumed.train_step(batch(str(tiny_assets.policy)))
     assert a["learner/loss"] == pytest.approx(b["learner/loss"], abs=1e-6)
     assert torch.equal(learner.weights()["lm_head.weight"], resumed.weights()["lm_head.weight"])
+
+
+def test_mini_batch_bounds_keep_groups_whole():
+    assert mini_batch_bounds([3, 3], 1) == [(0, 6)]
+    assert mini_batch_bounds([3, 3], 2) == [(0, 3), (3, 6)]
+    assert mini_batch_bounds([2, 3, 1, 4, 2], 2) == [(0, 5), (5, 12)]
+    assert mini_batch_bounds([2, 2], 5) == [(0, 2), (2, 4)]  # at most one per group
+
+
+def test_mini_batches_step_once_per_part(tiny_assets, tmp_path):
+    """GRPO's advantages are per group, so two mini-batches of one group each are the same
+    two optimizer steps as two batches of one group; the version rises once per batch."""
+    groups = batch(str(tiny_assets.policy))
+    split = Learner(LearnerConf(lr=1e-3, micro_batch_size=4, mini_batches=2),
+                    str(tiny_assets.policy), str(tmp_path / "a"), seed=0)
+    split.train_step(groups)
+    apart = Learner(LearnerConf(lr=1e-3, micro_batch_size=4), str(tiny_assets.policy),
+                    str(tmp_path / "b"), seed=0)
+    for group in groups:
+        apart.train_step([group])
+    assert split.version == 1 and apart.version == 2
+    assert all(s["step"] == 2 for s in split.optimizer.state_dict()["state"].values())
+    for name, tensor in split.weights().items():
+        torch.testing.assert_close(tensor, apart.weights()[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mini_batches", [1, 2])
+def test_decoupled_ppo_keeps_the_proximal_policy_of_the_batch(tiny_assets, tmp_path,
+                                                               mini_batches):
+    """The ratio to the proximal policy is 1 on the first step; with a second mini-batch
+    it is taken against the policy before the first step, which has moved."""
+    conf = LearnerConf(algorithm="decoupled_ppo", lr=1e-2, micro_batch_size=4,
+                       mini_batches=mini_batches)
+    learner = Learner(conf, str(tiny_assets.policy), str(tmp_path), seed=0)
+    ratio = learner.train_step(batch(str(tiny_assets.policy)))["learner/ratio_mean"]
+    if mini_batches == 1:
+        assert ratio == pytest.approx(1.0, abs=1e-6)
+    else:
+        assert abs(ratio - 1.0) > 1e-3
