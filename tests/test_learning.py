@@ -11,7 +11,9 @@ real vLLM, real Ray Serve, real BM25).
   learning rate 5e-4: 0.167 -> 0.300-0.317).
 
 The stages' weights depend on the CPU (see the README): on a second machine (AMD EPYC,
-AVX-512) both tests went 0.533 -> 0.617. Each threshold sits below the smallest gain seen.
+AVX-512) both tests went 0.533 -> 0.617, and in a second run the simulator test went
+0.533 -> 0.567: the asynchronous run's order of rollouts varies with timing. The thresholds
+(2 and 4 questions of 60) sit at or below the smallest gain seen.
 """
 
 import json
@@ -37,12 +39,18 @@ def held_out_em(run_dir, steps: int, *overrides: str) -> tuple[float, float]:
     return rows[0]["start/eval/all/em"], final
 
 
+def questions_gained(start: float, final: float) -> int:
+    """Held-out questions answered after minus before (EM is a fraction of QUESTIONS; the
+    count avoids float rounding at the threshold: 34/60 - 32/60 < 2/60)."""
+    return round((final - start) * QUESTIONS)
+
+
 def test_rl_against_the_simulator_raises_held_out_exact_match_with_bm25(
         ray_cluster, tiny_assets, tmp_path):
     start, final = held_out_em(tmp_path, 40, "search.backend=simulator")
-    assert final - start >= 2 / QUESTIONS, f"held-out EM with BM25 {start:.3f} -> {final:.3f}"
+    assert questions_gained(start, final) >= 2, f"held-out EM with BM25 {start:.3f} -> {final:.3f}"
 
 
 def test_rl_against_bm25_raises_held_out_exact_match(ray_cluster, tiny_assets, tmp_path):
     start, final = held_out_em(tmp_path, 30, "search.backend=bm25")
-    assert final - start >= 0.06, f"held-out EM {start:.3f} -> {final:.3f}"
+    assert questions_gained(start, final) >= 4, f"held-out EM {start:.3f} -> {final:.3f}"
