@@ -176,10 +176,11 @@ class Learner:
     @torch.no_grad()
     def _attach_proximal(self, micro_batches) -> None:
         """Logprobs of the policy before the batch's first step, for decoupled PPO."""
-        for mb in micro_batches:
-            logits = self.model(input_ids=mb.input_ids.to(self.device),
+        for mb in micro_batches:  # fillers repeat: every rank runs as many forwards (FSDP)
+            input_ids = mb.input_ids.to(self.device)
+            logits = self.model(input_ids=input_ids,
                                 attention_mask=mb.attention_mask.to(self.device)).logits
-            mb.proximal_logprobs = token_logprobs(logits, mb.input_ids.to(self.device))
+            mb.proximal_logprobs = token_logprobs(logits, input_ids)
 
     def _my_micro_batches(self, trajs: list[Trajectory], advantages: torch.Tensor):
         """(micro-batch, counts) for this rank: its slice of the batch, then zero-weight
