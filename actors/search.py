@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
@@ -61,13 +62,14 @@ class SearchStats:
     usable_docs: list[int] = field(default_factory=list)
     failures: int = 0
     retried: int = 0
+    cache_hits: int = 0  # searches answered by an earlier identical request's pages
 
     def drain(self) -> dict:
         out = {"latencies": self.latencies, "tokens": self.tokens,
                "usable_docs": self.usable_docs, "failures": self.failures,
-               "retried": self.retried}
+               "retried": self.retried, "cache_hits": self.cache_hits}
         self.latencies, self.tokens, self.usable_docs = [], [], []
-        self.failures = self.retried = 0
+        self.failures = self.retried = self.cache_hits = 0
         return out
 
 
@@ -109,16 +111,62 @@ async def call_with_retries(call: Callable[[], Awaitable], timeout_s: float, ret
 Writer = Callable[[str, str, list[str], bool, int], Awaitable[dict]]
 
 
+class PageCache:
+    """The answers to the last `size` distinct requests, least recently used evicted.
+
+    A call returns (value, error). An entry is the call's task, stored before it ends:
+    identical searches that arrive while it runs (a group's samples asking the same query)
+    await the same call. A failed call (value None) is dropped, so a later identical search
+    calls again.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.entries: OrderedDict[tuple, asyncio.Task] = OrderedDict()
+
+    async def get(self, key: tuple, call: Callable[[], Awaitable]):
+        """(value, hit): the cached call's value, or that of a new call stored under key."""
+        task, hit = self.entries.get(key), key in self.entries
+        if task is None:
+            task = self.entries[key] = asyncio.ensure_future(call())
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        self.entries.move_to_end(key)
+        value = await asyncio.shield(task)
+        if value[0] is None and self.entries.get(key) is task:
+            del self.entries[key]
+        return value, hit
+
+
 class SimulatedSearch:
-    """An LLM playing the search engine, with the curriculum's noise draw per search."""
+    """An LLM playing the search engine, with the curriculum's noise draw per search.
+
+    With ``search.cache_size`` > 0, identical requests (query, question, answers and the
+    useful/noisy draw) share one simulator call, as a real engine answers a query the same
+    way each time.
+    """
 
     def __init__(self, write: Writer, conf: SearchConf, seed: int):
         self.write, self.conf, self.seed = write, conf, seed
         self.noise_probability = 0.0
         self.stats = SearchStats()
+        self.cache = PageCache(conf.cache_size) if conf.cache_size else None
 
     async def search(self, request: SearchRequest) -> SearchResult:
         noisy = is_noisy(self.noise_probability, self.seed, request.key)
+        if self.cache is None:
+            reply, error = await self._call(request, noisy)
+        else:
+            key = (request.query, request.question, tuple(request.answers), noisy)
+            (reply, error), hit = await self.cache.get(key, lambda: self._call(request, noisy))
+            self.stats.cache_hits += hit
+        if reply is None:
+            return SearchResult([], failed=True, error=error, noisy=noisy)
+        self.stats.usable_docs.append(len(reply["docs"]))
+        return SearchResult([split_title(d) for d in reply["docs"]], noisy=noisy)
+
+    async def _call(self, request: SearchRequest, noisy: bool) -> tuple[dict | None, str]:
+        """(reply, "") from the simulator, with retries, or (None, the last error)."""
         start = time.monotonic()
 
         async def attempt():
@@ -130,12 +178,10 @@ class SimulatedSearch:
 
         reply, error = await call_with_retries(attempt, self.conf.timeout_s,
                                                self.conf.retries, self.stats)
-        if reply is None:
-            return SearchResult([], failed=True, error=error, noisy=noisy)
-        self.stats.latencies.append(time.monotonic() - start)
-        self.stats.tokens.append(reply["tokens"])
-        self.stats.usable_docs.append(len(reply["docs"]))
-        return SearchResult([split_title(d) for d in reply["docs"]], noisy=noisy)
+        if reply is not None:
+            self.stats.latencies.append(time.monotonic() - start)
+            self.stats.tokens.append(reply["tokens"])
+        return reply, error
 
     async def close(self) -> None:
         await close_client(self.write)

@@ -16,14 +16,9 @@ writes JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import arguments, launch, mean, train_rows, write_json
 
 WORKLOAD = ["rollout.episode.max_turns=12", "rollout.episode.max_obs_tokens=1600",
             "rollout.episode.max_context_tokens=2000", "rollout.episode.temperature=1.0",
@@ -33,23 +28,16 @@ SETTINGS = {"sync": 0, "async": 2}
 
 
 def measure(staleness: int, steps: int, overrides: list[str], run_root: str) -> dict:
-    from conf.loader import CONF_DIR, load_config
-    from orchestrator.train import train
-
-    cfg = load_config(CONF_DIR / "tiny.yaml", [
-        *WORKLOAD, f"trainer.total_steps={steps}", f"queue.max_staleness={staleness}",
-        f"trainer.run_dir={run_root}", *overrides])
-    run_dir = train(cfg)
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    timed = rows[1:]  # step 0 waits for the engines' first requests
+    cfg, timed = train_rows([*WORKLOAD, f"trainer.total_steps={steps}",
+                             f"queue.max_staleness={staleness}", f"trainer.run_dir={run_root}",
+                             *overrides])
     batch = cfg.trainer.groups_per_step * cfg.rollout.group_size
-    mean = lambda key: sum(r[key] for r in timed) / len(timed)
     return {
         "max_staleness": staleness,
         "trajectories_per_s": len(timed) * batch / sum(r["timing/step_s"] for r in timed),
-        "occupancy": mean("rollout/occupancy"),
-        "learner_idle_fraction": mean("idle/learner_fraction"),
-        "turns_mean": mean("episode/turns_mean"),
+        "occupancy": mean(timed, "rollout/occupancy"),
+        "learner_idle_fraction": mean(timed, "idle/learner_fraction"),
+        "turns_mean": mean(timed, "episode/turns_mean"),
         "turns_max": max(r["episode/turns_max"] for r in timed),
         "staleness_max": max(r["staleness/max"] for r in timed),
         "interrupted_turns": sum(r["rollout/interrupted_turns"] for r in timed),
@@ -58,11 +46,7 @@ def measure(staleness: int, steps: int, overrides: list[str], run_root: str) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--out", default="bench/results/async_vs_sync.json")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = arguments(__doc__, 8, "bench/results/async_vs_sync.json")
     run_root = tempfile.mkdtemp(prefix="async-vs-sync-")
     results = {name: measure(eta, args.steps, args.overrides, run_root)
                for name, eta in SETTINGS.items()}
@@ -77,14 +61,9 @@ def main() -> None:
               "occupancy": fast["occupancy"] / max(sync["occupancy"], 1e-9)}
     print(f"async / sync: {ratios['trajectories_per_s']:.2f}x trajectories/s, "
           f"{ratios['occupancy']:.2f}x occupancy")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"results": results, "ratios": ratios,
-                               "workload": WORKLOAD, "steps": args.steps}, indent=2))
-    print(f"wrote {out}")
+    write_json(args.out, {"results": results, "ratios": ratios, "workload": WORKLOAD,
+                          "steps": args.steps})
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main()
+    launch(main)

@@ -201,6 +201,11 @@ class SearchConf:
     retries: int = bounded(2, 0, 100)
     """Retries (with exponential backoff) after a failed or timed-out call; then the search
     is recorded as failed and the episode sees a failure observation."""
+    cache_size: int = bounded(0, 0, 1 << 24)
+    """Simulated backends (simulator, openai): distinct requests (query, question, answers,
+    useful or noisy) whose pages each rollout worker keeps and reuses, least recently used
+    evicted. Identical requests then share one simulator call, as a real engine returns a
+    query's pages each time; 0 samples every search afresh (ZeroSearch)."""
     openai: OpenAIConf = field(default_factory=OpenAIConf)
     """Settings of the openai backend."""
     bm25: Bm25Conf = field(default_factory=Bm25Conf)

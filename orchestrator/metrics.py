@@ -70,6 +70,7 @@ def rollout_metrics(worker_stats: list[dict], step_s: float) -> dict[str, float]
         "search/usable_docs_mean": _mean(x for s in worker_stats for x in s["usable_docs"]),
         "search/failed": float(sum(s["failures"] for s in worker_stats)),
         "search/retried": float(sum(s["retried"] for s in worker_stats)),
+        "search/cache_hits": float(sum(s["cache_hits"] for s in worker_stats)),
         "throughput/rollout_tokens_per_s": generated / max(step_s, 1e-9),
         "rollout/interrupted_turns": float(sum(s["interrupted_turns"] for s in worker_stats)),
         "idle/rollout_fraction": _mean(s["idle_fraction"] for s in worker_stats),

@@ -26,14 +26,15 @@ REQUIRED_KEYS = [
     "simulator/replicas", "simulator/tokens_per_query", "search/retried", "search/failed",
     "idle/learner_fraction", "idle/rollout_fraction", "rollout/interrupted_turns",
     "learner/entropy", "queue/in_flight_groups", "rollout/occupancy", "episode/turns_max",
-    "rollout/in_flight_episodes",
+    "rollout/in_flight_episodes", "search/cache_hits",
 ]
 STEPS = 3
 
 
 def test_train_command_logs_every_step(ray_cluster, tmp_path, capsys):
     assert cli.main(["train", "conf/tiny.yaml", f"trainer.total_steps={STEPS}",
-                     f"trainer.run_dir={tmp_path}", "queue.max_staleness=1"]) == 0
+                     f"trainer.run_dir={tmp_path}", "queue.max_staleness=1",
+                     "search.cache_size=64"]) == 0
     (run_dir,) = tmp_path.iterdir()
     assert str(run_dir.resolve()) in capsys.readouterr().out
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -46,6 +47,7 @@ def test_train_command_logs_every_step(ray_cluster, tmp_path, capsys):
             assert row["staleness/max"] <= 1
             assert row["policy_version"] == row["step"] + 1
     assert sum(r["search/queries"] for r in lines) > 0  # the simulator pool answered
+    assert sum(r["search/cache_hits"] for r in lines) > 0  # a group's repeated query shared
     assert all(r["simulator/replicas"] == 1 for r in lines)
     assert lines[-1]["curriculum/noise_prob"] > lines[0]["curriculum/noise_prob"]
 

@@ -85,6 +85,62 @@ def test_noise_follows_the_seeded_draw():
     assert 40 < sum(expected) < 120
 
 
+class CountingWriter(FlakyWriter):
+    """Writes a numbered page per call, after a pause, so identical searches overlap."""
+
+    def __init__(self, failures=0):
+        super().__init__(failures)
+        self.calls = 0
+
+    async def __call__(self, query, question, answers, noisy, num_docs):
+        await asyncio.sleep(0.01)
+        reply = await super().__call__(query, question, answers, noisy, num_docs)
+        self.calls += 1
+        return {"docs": [f"page {self.calls} for {query}"], "tokens": 7}
+
+
+def cached(writer, size=8, retries=0):
+    conf = SearchConf(topk=3, timeout_s=5, retries=retries, cache_size=size)
+    return SimulatedSearch(writer, conf, seed=3)
+
+
+def test_identical_searches_share_one_simulator_call():
+    writer = CountingWriter()
+    search = cached(writer)
+
+    async def play():
+        same = [search.search(request(f"g0/s{i}/t0", "who")) for i in range(8)]
+        return await asyncio.gather(*same, search.search(request("g0/s8/t0", "where")))
+
+    results = asyncio.run(play())
+    assert writer.calls == 2
+    assert {r.docs[0][1] for r in results[:8]} == {"page 1 for who"}
+    assert results[8].docs == [("", "page 2 for where")]
+    stats = search.stats.drain()
+    assert (stats["cache_hits"], len(stats["latencies"]), stats["usable_docs"]) == (7, 2, [1] * 9)
+
+
+def test_the_cache_keeps_useful_and_noisy_pages_apart():
+    writer = CountingWriter()
+    search = cached(writer)
+    search.noise_probability = 0.5
+    keys = [f"g0/s{i}/t0" for i in range(20)]
+    results = [asyncio.run(search.search(request(k, "who"))) for k in keys]
+    assert writer.calls == 2  # one useful page, one noisy page
+    pages = {r.noisy: r.docs[0][1] for r in results}
+    assert all(r.docs[0][1] == pages[r.noisy] for r in results) and len(set(pages.values())) == 2
+
+
+def test_the_cache_evicts_the_least_recently_used_and_forgets_failures():
+    writer = CountingWriter(failures=1)
+    search = cached(writer, size=2)
+    first = asyncio.run(search.search(request(query="a")))
+    assert first.failed and writer.calls == 0
+    for query in ["a", "b", "a", "c", "a", "b"]:  # b is evicted by c, a stays in use
+        asyncio.run(search.search(request(query=query)))
+    assert writer.calls == 4 and search.stats.cache_hits == 2
+
+
 class WritingEngine:
     """A policy that searches, then writes its own information, then answers."""
 
