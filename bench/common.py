@@ -1,4 +1,5 @@
-"""What the benchmarks share: a short training run of the tiny default, read back."""
+"""What the benchmarks share: a short training run of the tiny default read back, their
+arguments, their JSON."""
 
 from __future__ import annotations
 
