@@ -13,8 +13,10 @@ real vLLM, real Ray Serve, real BM25).
 The stages' weights depend on the CPU (see the README). On a second machine (AMD EPYC,
 AVX-512) both start at 0.533; with trainer.seed 0-4 the BM25 test gained 5, 9, 8, 10 and
 9 questions of 60, the simulator test 6, 6, 7, 8 and 4 (seed 0 in earlier runs: 5 and
-2; the asynchronous run's order of rollouts varies with timing). The thresholds (2 and 4
-questions of 60) sit at or below the smallest gain seen.
+2; the asynchronous run's order of rollouts varies with timing). The BM25 threshold (4
+questions of 60) sits below the smallest gain seen. The simulator's (2) does not: in full
+CI runs on that machine seed 0 gained 5, 2 and -1, so that test fails about one run in
+three there; 40 steps against the tiny simulator do not lift EM far enough above noise.
 """
 
 import json
