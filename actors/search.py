@@ -126,12 +126,14 @@ class PageCache:
 
     async def get(self, key: tuple, call: Callable[[], Awaitable]):
         """(value, hit): the cached call's value, or that of a new call stored under key."""
-        task, hit = self.entries.get(key), key in self.entries
-        if task is None:
+        task = self.entries.get(key)
+        hit = task is not None
+        if hit:
+            self.entries.move_to_end(key)
+        else:
             task = self.entries[key] = asyncio.ensure_future(call())
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
-        self.entries.move_to_end(key)
         value = await asyncio.shield(task)
         if value[0] is None and self.entries.get(key) is task:
             del self.entries[key]
