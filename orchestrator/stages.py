@@ -29,7 +29,7 @@ from typing import Callable
 
 from conf.schema import Config, WorldConf
 
-BUILD_VERSION = "tiny-v9"
+BUILD_VERSION = "tiny-v11"
 DONE = "DONE"
 
 

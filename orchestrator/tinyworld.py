@@ -4,8 +4,10 @@ The tiny CPU default and the tests train on this world so nothing is downloaded.
 people (birth city, profession) and cities (country). Each entity gets one corpus document
 (Search-R1 jsonl: ``{"id", "contents": "\\"Title\\"\\ntext"}``) and questions in
 Search-R1's parquet schema: single-hop (birth city, profession) and two-hop (country of
-birth). People are split into train and held-out test sets, so test questions ask about
-entities the policy never saw a question about. Everything derives from one seed.
+birth). A document states each fact in its question's words ("The profession of X is
+P.", "C is a city in the country of K."). People are split into train and held-out test
+sets, so test questions ask about entities the policy never saw a question about.
+Everything derives from one seed.
 ``generic_documents`` writes documents of the same shape about invented entities outside
 the world, each with a sentence said twice: the general text a base model reads besides
 the corpus, from which it learns to copy. ``write_demo_world`` adds invented people to the
@@ -66,7 +68,7 @@ def make_world(seed: int, num_people: int) -> tuple[list[Person], dict[str, str]
 
 
 def _document(name: str, city: str, profession: str) -> str:
-    return f"\"{name}\"\n{name} was born in {city}. {name} works as a {profession}."
+    return f"\"{name}\"\n{name} was born in {city}. The profession of {name} is {profession}."
 
 
 def _fresh_names(rng: random.Random, count: int, exclude: set[str]) -> list[str]:

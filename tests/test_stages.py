@@ -5,7 +5,7 @@ import json
 import pytest
 
 from actors.episode import Question
-from learner.warm_start import demonstration
+from learner.warm_start import demonstration, evidence
 from orchestrator.stages import DONE, cached_stage
 from actors.dataset import load_questions
 from actors.retrievers import load_corpus
@@ -62,7 +62,7 @@ def test_general_text_names_nobody_of_the_world():
     docs = generic_documents(200, seed=0, exclude={people[0].name})
     titles = {d.split("\n")[0].strip('"') for d in docs}
     assert len(titles) > 190 and not titles & {p.name for p in people}
-    assert all(" was born in " in d and " works as a " in d for d in docs)
+    assert all(" was born in " in d and ". The profession of " in d for d in docs)
     for doc in docs:  # the linking sentence opens the text and closes it, word for word
         title, body = doc.split("\n")
         link = body[:body.index(".") + 1]
@@ -87,8 +87,8 @@ def test_demonstrations_ask_about_invented_people_in_the_world_s_cities(tmp_path
 def _retrieve(query):
     if query == "Kami":
         return [("Kami", "Kami is a city in the country of Zelqu.")]
-    return [("Lo Fi", "Lo Fi was born in Kami. Lo Fi works as a potter."),
-            ("Ka Mi", "Ka Mi was born in Tarvo. Ka Mi works as a smith.")]
+    return [("Ka Lo", "Ka Lo was born in Tarvo. The profession of Ka Lo is smith."),
+            ("Lo Fi", "Lo Fi was born in Kami. The profession of Lo Fi is potter.")]
 
 
 def test_a_two_hop_demonstration_searches_the_birth_city_then_answers():
@@ -97,9 +97,19 @@ def test_a_two_hop_demonstration_searches_the_birth_city_then_answers():
     trained = [text for text, on in parts if on]
     assert [t.split("<search>")[1].split("</search>")[0].strip() for t in trained[:2]] == [
         "in which country was Lo Fi born?", "Kami"]
-    assert trained[-1].endswith("<answer> Zelqu </answer>")
+    assert trained[1].startswith("<think> Lo Fi was born in Kami. I need to search Kami.")
+    assert trained[-1] == ("<think> Kami is a city in the country of Zelqu. </think> "
+                           "<answer> Zelqu </answer>")
     assert parts[0] == ("PROMPT", False)
     assert all(not on for text, on in parts if "<information>" in text)  # observations
+
+
+def test_a_one_hop_demonstration_quotes_the_named_person_s_sentence_then_answers():
+    q = Question(0, "what is the profession of Lo Fi?", "PROMPT", ["potter"], "tinyworld_1hop")
+    trained = [text for text, on in demonstration(q, _retrieve, self_search=False) if on]
+    assert trained[-1] == ("<think> The profession of Lo Fi is potter. </think> "
+                           "<answer> potter </answer>")  # Lo Fi's page is second, quoted
+    assert evidence(_retrieve("Lo Fi"), "Lo Fi", "smith") == ""  # another person's fact
 
 
 def test_a_self_search_demonstration_trains_the_information_body_only():
