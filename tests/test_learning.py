@@ -23,6 +23,7 @@ from orchestrator import cli
 
 pytestmark = pytest.mark.integration
 
+
 def held_out_em(run_dir, steps: int, questions: int, *overrides: str) -> tuple[float, float]:
     """Held-out EM with BM25 on the first `questions` before the first and after the last
     of `steps` RL steps."""
