@@ -69,7 +69,8 @@ def test_an_interrupted_turn_resumes_under_the_new_weights(tiny_assets):
 def test_a_weight_update_reaches_prefixes_the_engine_has_cached(tiny_assets):
     """The prompt's KV is cached by the first request; after new weights load, a request
     on the same prompt must not reuse the old weights' KV: its sampled tokens' logprobs
-    equal those of the new weights computed by transformers from scratch."""
+    equal those of the new weights computed by transformers from scratch. (The sample may
+    end early: the tiny simulator may write end-of-text after a few tokens.)"""
     from transformers import AutoModelForCausalLM
 
     from learner.losses import token_logprobs
@@ -90,5 +91,5 @@ def test_a_weight_update_reaches_prefixes_the_engine_has_cached(tiny_assets):
     model = AutoModelForCausalLM.from_pretrained(tiny_assets.simulator, dtype=torch.float32)
     with torch.no_grad():
         expected = token_logprobs(model(input_ids=ids).logits, ids)[0, len(prompt):]
-    assert len(out.token_ids) == 8
+    assert 1 <= len(out.token_ids) <= 8  # the first token already reads the prompt's KV
     assert torch.allclose(torch.tensor(out.logprobs), expected, atol=1e-3)
