@@ -89,8 +89,9 @@ def parse_documents(text: str, num_docs: int) -> list[str]:
 
     Text before the first ``Doc N:`` header counts as a document when there is no header
     at all (a model that ignored the format still produced something). Parsing stops at a
-    header numbered above num_docs. A repeated document is kept once; one with a title but
-    no text, or cut off inside its title, is dropped.
+    header numbered above num_docs. A repeated document stays, so the page keeps the length
+    a retriever's has (a policy that reads three documents is not shown two); one with a
+    title but no text, or cut off inside its title, is dropped.
     """
     heads = list(_DOC_HEAD.finditer(text))
     if not heads:
@@ -102,7 +103,7 @@ def parse_documents(text: str, num_docs: int) -> list[str]:
             break
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
         body = " ".join(text[head.end():end].split())
-        if split_title(body)[1] and not _cut_in_title(body) and body not in docs:
+        if split_title(body)[1] and not _cut_in_title(body):
             docs.append(body)
     return docs[:num_docs]
 

@@ -1,7 +1,9 @@
 """Turn trajectories into padded tensors for the learner.
 
 Trajectories are right-padded to the longest in a micro-batch; padding has mask 0, so it
-never reaches the loss. The engine's logprobs ride along as the behaviour logprobs.
+never reaches the loss. Micro-batches are cut from the trajectories sorted by length, so
+each pads to a near length and little of the forward and backward work goes to padding.
+The engine's logprobs ride along as the behaviour logprobs.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ def collate(trajs: list[Trajectory], advantages: torch.Tensor, pad_id: int) -> M
 
 def micro_batches(trajs: list[Trajectory], advantages: torch.Tensor, size: int,
                   pad_id: int) -> list[MicroBatch]:
-    return [collate(trajs[i:i + size], advantages[i:i + size], pad_id)
-            for i in range(0, len(trajs), size)]
+    """Micro-batches of up to `size` trajectories of similar length, each with its own
+    advantage; together they hold every trajectory once."""
+    order = sorted(range(len(trajs)), key=lambda i: len(trajs[i].token_ids))
+    chunks = [order[i:i + size] for i in range(0, len(order), size)]
+    return [collate([trajs[i] for i in chunk], advantages[chunk], pad_id) for chunk in chunks]
 
 
 def mini_batch_bounds(group_sizes: list[int], parts: int) -> list[tuple[int, int]]:

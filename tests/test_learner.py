@@ -6,7 +6,7 @@ import torch
 
 from actors.trajectory import Trajectory
 from conf.schema import LearnerConf
-from learner.batching import mini_batch_bounds
+from learner.batching import micro_batches, mini_batch_bounds
 from learner.learner import Learner
 
 pytestmark = pytest.mark.integration
@@ -73,6 +73,22 @@ def test_mini_batch_bounds_keep_groups_whole():
     assert mini_batch_bounds([3, 3], 2) == [(0, 3), (3, 6)]
     assert mini_batch_bounds([2, 3, 1, 4, 2], 2) == [(0, 5), (5, 12)]
     assert mini_batch_bounds([2, 2], 5) == [(0, 2), (2, 4)]  # at most one per group
+
+
+def test_micro_batches_pad_trajectories_of_similar_length_together():
+    trajs = []
+    for length in (30, 5, 28, 6):
+        traj = Trajectory.from_prompt([1] * (length - 1))
+        traj.add_sampled([length], [-1.0], [0])
+        trajs.append(traj)
+    advantages = torch.tensor([0.3, 0.05, 0.28, 0.06])  # (B,) each length / 100
+    batches = micro_batches(trajs, advantages, 2, pad_id=0)
+    assert [tuple(mb.input_ids.shape) for mb in batches] == [(2, 6), (2, 30)]
+    for mb in batches:  # each row keeps its own advantage, its last token is its length
+        lengths = mb.attention_mask.sum(-1)
+        last = mb.input_ids.gather(1, (lengths - 1).unsqueeze(-1)).squeeze(-1)
+        assert torch.equal(last, lengths)
+        assert torch.allclose(mb.advantages, lengths / 100)
 
 
 def test_mini_batches_step_once_per_part(tiny_assets, tmp_path):

@@ -282,7 +282,7 @@ def test_a_simulator_without_the_question_sees_the_query_alone():
     ("doc 1 : a\nDOC 2: b", ["a", "b"]),  # loose headers
     ("no headers at all", ["no headers at all"]),  # format ignored: one document
     ("   ", []),  # nothing usable
-    ("Doc 1: a\nDoc 2: a\nDoc 3: b", ["a", "b"]),  # a repeat, kept once
+    ("Doc 1: a\nDoc 2: a\nDoc 3: b", ["a", "a", "b"]),  # a repeat stays: three documents
     ("Doc 1: (Title: A) a\nDoc 2: (Title: B)\nDoc 3: (Tit", ["(Title: A) a"]),  # no text, cut
 ])
 def test_parse_documents_tolerates_bad_output(text, expected):
