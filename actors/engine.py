@@ -20,7 +20,9 @@ WORKER_EXTENSION = "actors.engine_ext.WeightExport"
 def start_engine(conf: EngineConf, model_path: str, seed: int,
                  weight_transfer: bool = False):
     """An AsyncLLM for model_path; CPU-only settings go in the environment first. With
-    weight_transfer, it can receive weights by NCCL (vLLM's weight-transfer API)."""
+    weight_transfer, it can receive weights by NCCL (vLLM's weight-transfer API). Sampled
+    tokens' logprobs are those of the distribution they were drawn from (after the
+    temperature), which the learner reproduces."""
     import torch
 
     if not torch.cuda.is_available():
@@ -35,18 +37,23 @@ def start_engine(conf: EngineConf, model_path: str, seed: int,
         enforce_eager=conf.enforce_eager,
         gpu_memory_utilization=conf.gpu_memory_utilization,
         worker_extension_cls=WORKER_EXTENSION, disable_log_stats=True,
+        logprobs_mode="processed_logprobs",
         **({"weight_transfer_config": {"backend": "nccl"}} if weight_transfer else {}),
     )
     return AsyncLLM.from_engine_args(args)
 
 
 def sampling_params(max_tokens: int, temperature: float, stop: list[str] | None = None,
-                    logprobs: bool = False, seed: int | None = None):
+                    logprobs: bool = False, seed: int | None = None,
+                    prompt_logprobs: bool = False):
+    """vLLM sampling parameters; logprob options are set here, not on the object later:
+    vLLM decides at construction whether a request may read the prefix cache, and prompt
+    logprobs from a cached prefix would be left unfilled."""
     from vllm import SamplingParams
 
     return SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=stop,
                           include_stop_str_in_output=True, logprobs=0 if logprobs else None,
-                          seed=seed)
+                          prompt_logprobs=0 if prompt_logprobs else None, seed=seed)
 
 
 @dataclass

@@ -300,8 +300,7 @@ class RolloutWorker:
 
     async def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
         """The engine's logprob of each token given those before it (0.0 for the first)."""
-        params = sampling_params(1, 1.0)
-        params.prompt_logprobs = 0
+        params = sampling_params(1, 1.0, prompt_logprobs=True)
         async with self.lock:
             out = await generate(self.engine, token_ids, params, whole=True)
         return [0.0] + [step[tok].logprob for tok, step in

@@ -55,14 +55,18 @@ ALGORITHMS = {
 
 class Learner:
     def __init__(self, conf: LearnerConf, model_path: str, weights_dir: str, seed: int,
-                 resume_dir: str = "", rank: int = 0, world_size: int = 1):
+                 resume_dir: str = "", rank: int = 0, world_size: int = 1,
+                 temperature: float = 1.0):
         """model_path: the initial policy (also the KL reference); resume_dir: a checkpoint
         written by save_checkpoint to continue from; rank/world_size: this actor's place in
-        a learner group (world_size 1 = alone; a group's ranks then `join`)."""
+        a learner group (world_size 1 = alone; a group's ranks then `join`); temperature:
+        the rollouts' sampling temperature, which divides the logits so that logprobs are
+        those of the distribution the tokens were drawn from (0, greedy, divides by 1)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.manual_seed(seed)
         self.conf = conf
+        self.temperature = temperature if temperature > 0 else 1.0
         self.device = "cuda" if conf.num_gpus > 0 and torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(max(1, int(conf.num_cpus)))
@@ -178,8 +182,7 @@ class Learner:
         """Logprobs of the policy before the batch's first step, for decoupled PPO."""
         for mb in micro_batches:  # fillers repeat: every rank runs as many forwards (FSDP)
             input_ids = mb.input_ids.to(self.device)
-            logits = self.model(input_ids=input_ids,
-                                attention_mask=mb.attention_mask.to(self.device)).logits
+            logits = self._logits(self.model, input_ids, mb.attention_mask.to(self.device))
             mb.proximal_logprobs = token_logprobs(logits, input_ids)
 
     def _my_micro_batches(self, trajs: list[Trajectory], advantages: torch.Tensor):
@@ -194,13 +197,12 @@ class Learner:
 
     def _accumulate(self, mb, loss_fn, weight: float) -> dict[str, float]:
         """Forward and backward of one micro-batch (loss scaled by its token share)."""
-        logits = self.model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits
+        logits = self._logits(self.model, mb.input_ids, mb.attention_mask)
         logprobs = token_logprobs(logits, mb.input_ids)  # (B, T)
         loss, stats = loss_fn(logprobs, mb, self.conf)
         if self.reference is not None:
             with torch.no_grad():
-                ref_logits = self.reference(input_ids=mb.input_ids,
-                                            attention_mask=mb.attention_mask).logits
+                ref_logits = self._logits(self.reference, mb.input_ids, mb.attention_mask)
             kl = masked_mean(kl_k3(logprobs, token_logprobs(ref_logits, mb.input_ids)),
                              mb.loss_mask)
             loss = loss + self.conf.kl_coef * kl
@@ -213,6 +215,11 @@ class Learner:
                                                 mb.loss_mask)
         stats["loss"] = loss.detach()
         return {key: value.item() for key, value in stats.items()}
+
+    def _logits(self, model, input_ids, attention_mask) -> torch.Tensor:
+        """model's logits at the rollouts' sampling temperature."""
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return logits if self.temperature == 1.0 else logits / self.temperature
 
     def open_weight_transfer(self, master: str, workers: list, engine_dtype: str,
                              timeout_s: float) -> None:

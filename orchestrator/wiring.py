@@ -156,8 +156,9 @@ def simulator_replicas(app_name: str = SIMULATOR_APP) -> int:
 
 
 def start_learner(conf: LearnerConf, policy_path: str, weights_dir: str, seed: int,
-                  resume_dir: str, timeout_s: float):
-    """One Learner actor, or a LearnerGroup of learner.num_workers FSDP2 ranks."""
+                  resume_dir: str, timeout_s: float, temperature: float = 1.0):
+    """One Learner actor, or a LearnerGroup of learner.num_workers FSDP2 ranks; temperature:
+    the rollouts' sampling temperature."""
     import ray
 
     from learner.group import LearnerGroup
@@ -166,7 +167,8 @@ def start_learner(conf: LearnerConf, policy_path: str, weights_dir: str, seed: i
     ranks = conf.num_workers
     options = actor_options(conf.num_cpus, conf.num_gpus, conf.resource)
     actors = [ray.remote(Learner).options(**options).remote(
-        conf, policy_path, weights_dir, seed, resume_dir, rank, ranks) for rank in range(ranks)]
+        conf, policy_path, weights_dir, seed, resume_dir, rank, ranks, temperature)
+        for rank in range(ranks)]
     if ranks == 1:
         return actors[0]
     master = ray.get(actors[0].node_address.remote(), timeout=timeout_s)
@@ -193,7 +195,8 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> Sys
         simulator = start_simulator(cfg.simulator, assets.simulator_path, cfg.trainer.seed)
     search = with_corpus(cfg.search, assets.corpus_path)
     learner = start_learner(cfg.learner, assets.policy_path, str(run_dir / "weights"),
-                            cfg.trainer.seed, str(resume.path) if resume else "", timeout)
+                            cfg.trainer.seed, str(resume.path) if resume else "", timeout,
+                            cfg.rollout.episode.temperature)
     policy_path = resume.model_path if resume else assets.policy_path
     options = actor_options(ro.num_cpus, ro.num_gpus, ro.resource)
     workers = [ray.remote(RolloutWorker).options(**options).remote(

@@ -71,10 +71,6 @@ def test_a_weight_update_reaches_prefixes_the_engine_has_cached(tiny_assets):
     on the same prompt must not reuse the old weights' KV: its sampled tokens' logprobs
     equal those of the new weights computed by transformers from scratch. (The sample may
     end early: the tiny simulator may write end-of-text after a few tokens.)"""
-    from transformers import AutoModelForCausalLM
-
-    from learner.losses import token_logprobs
-
     async def scenario():
         worker = sampling_worker(tiny_assets)
         try:
@@ -87,9 +83,44 @@ def test_a_weight_update_reaches_prefixes_the_engine_has_cached(tiny_assets):
             worker.engine.shutdown()
 
     prompt, out = asyncio.run(scenario())
-    ids = torch.tensor([prompt + out.token_ids])
-    model = AutoModelForCausalLM.from_pretrained(tiny_assets.simulator, dtype=torch.float32)
-    with torch.no_grad():
-        expected = token_logprobs(model(input_ids=ids).logits, ids)[0, len(prompt):]
+    expected = reference_logprobs(tiny_assets.simulator, prompt + out.token_ids)[len(prompt):]
     assert 1 <= len(out.token_ids) <= 8  # the first token already reads the prompt's KV
     assert torch.allclose(torch.tensor(out.logprobs), expected, atol=1e-3)
+
+
+def test_prompt_logprobs_score_a_prefix_the_engine_has_cached(tiny_assets):
+    """A turn sampled at temperature 0.7 reports its tokens' logprobs under logits / 0.7
+    (what the learner divides by). Rescoring that sequence, whose prefix the turn has just
+    cached, scores every token afresh (temperature 1): both equal what transformers
+    computes from scratch, position by position."""
+    async def scenario():
+        worker = sampling_worker(tiny_assets)
+        try:
+            await worker.ready()
+            prompt = worker.encode("Answer the given question. " * 60)  # spans full blocks
+            out = await worker.generate(prompt, 8, ["<never>"], 0.7)  # caches the prompt's KV
+            ids = prompt + out.token_ids
+            return prompt, out, await worker.prompt_logprobs(ids)
+        finally:
+            worker.engine.shutdown()
+
+    prompt, out, rescored = asyncio.run(scenario())
+    ids = prompt + out.token_ids
+    assert len(rescored) == len(ids)
+    assert torch.allclose(torch.tensor(rescored[1:]),
+                          reference_logprobs(tiny_assets.policy, ids)[1:], atol=1e-3)
+    tempered = reference_logprobs(tiny_assets.policy, ids, temperature=0.7)[len(prompt):]
+    assert torch.allclose(torch.tensor(out.logprobs), tempered, atol=1e-3)
+
+
+def reference_logprobs(model_dir, ids: list[int], temperature: float = 1.0) -> torch.Tensor:
+    """Each token's logprob under the checkpoint at model_dir at a sampling temperature,
+    computed by transformers (0.0 for the first token)."""
+    from transformers import AutoModelForCausalLM
+
+    from learner.losses import token_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    batch = torch.tensor([ids])
+    with torch.no_grad():
+        return token_logprobs(model(input_ids=batch).logits / temperature, batch)[0]

@@ -121,3 +121,27 @@ def test_decoupled_ppo_keeps_the_proximal_policy_of_the_batch(tiny_assets, tmp_p
         assert ratio == pytest.approx(1.0, abs=1e-6)
     else:
         assert abs(ratio - 1.0) > 1e-3
+
+
+def test_logprobs_are_those_of_the_rollout_temperature(tiny_assets, tmp_path):
+    """Behaviour logprobs sampled at temperature 0.5 (logits / 0.5) match the learner's
+    when it is told that temperature, and not when it is left at 1."""
+    from transformers import AutoModelForCausalLM
+
+    from learner.losses import token_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_assets.policy, dtype=torch.float32)
+    ids = torch.tensor([list(range(10, 40))])
+    with torch.no_grad():
+        tempered = token_logprobs(model(input_ids=ids).logits / 0.5, ids)[0]
+    groups = []
+    for g in range(2):
+        traj = Trajectory.from_prompt(ids[0, :18].tolist())
+        traj.add_sampled(ids[0, 18:].tolist(), tempered[18:].tolist(), [0] * 12)
+        traj.group_index, traj.reward = g, float(g)
+        groups.append([traj])
+    conf = LearnerConf(lr=0.0, micro_batch_size=4)
+    diffs = [Learner(conf, str(tiny_assets.policy), str(tmp_path / str(t)), seed=0,
+                     temperature=t).train_step(groups)["learner/logprob_diff"]
+             for t in (0.5, 1.0)]
+    assert diffs[0] < 1e-4 < 0.05 < diffs[1]
