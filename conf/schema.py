@@ -74,7 +74,9 @@ class EpisodeConf:
     max_context_tokens: int = bounded(1024, 16, 1 << 20)
     """Prompt plus everything generated and appended; reaching it ends the episode."""
     temperature: float = bounded(1.0, 0.0, 10.0)
-    """Sampling temperature of the policy during training rollouts."""
+    """Sampling temperature of the policy during training rollouts; the learner divides
+    its logits by it, so its logprobs are those of the distribution tokens were drawn
+    from."""
 
 
 @dataclass
