@@ -9,7 +9,7 @@ match on all 120 held-out questions scored with BM25 over the corpus before and 
 
 The stages' weights depend on the CPU (see the README). On a 2-core AMD EPYC (AVX-512)
 both start at 0.525 (63 of 120). With trainer.seed 0-4 the simulator test gained 23, 22,
-31, 28 and 24 questions, the BM25 test 26, 31, 29, 26 and 36. The thresholds (11 and 12)
+31, 28 and 24 questions, the BM25 test 33, 25, 29, 22 and 25. The thresholds (11 and 12)
 sit at about half the smallest gain. Shorter runs of this warm start on 60 questions were
 too close to noise: 40 steps against the simulator gained 1, 1 and -1 (seeds 0-2), 30
 against BM25 4, 6, 2, 3 and 8.
