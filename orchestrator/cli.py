@@ -7,14 +7,17 @@
     simsearch serve-simulator [CONFIG.yaml] [section.key=value ...]
 
 A config error stops with the offending key and what it allows, before anything starts.
+Ctrl-C or SIGTERM stops a command through its clean-up; it exits with 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from conf.loader import ConfigError, load_config
+from orchestrator.wiring import stopped_by_sigterm
 
 COMMANDS = {
     "pipeline": "the whole method on the tiny world, each stage cached, then a report",
@@ -99,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:  # a value only the command can check, e.g. a path's contents
         print(f"simsearch: config error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM once Ray is up (wiring.unwind_on_sigterm)
+        stop = signal.SIGTERM if stopped_by_sigterm() else signal.SIGINT
+        print(f"simsearch: stopped by {stop.name}", file=sys.stderr)
+        return 128 + stop
     return 0
 
 

@@ -92,9 +92,36 @@ def connect_ray(cfg: Config) -> bool:
         return False
     if address:
         ray.init(address=address, log_to_driver=True)
-        return False
-    ray.init(include_dashboard=False, log_to_driver=True, resources=embedded_resources(cfg))
-    return True
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True,
+                 resources=embedded_resources(cfg))
+    unwind_on_sigterm()
+    return not address
+
+
+_SIGTERMS: list[int] = []  # signals unwind_on_sigterm's handler received
+
+
+def unwind_on_sigterm() -> None:
+    """SIGTERM (`ray job stop`, `kill`, `timeout`) ends the driver as Ctrl-C does, by a
+    KeyboardInterrupt: its finally blocks stop the actors, close W&B and shut down the
+    cluster it started. The handler that ray.init leaves ends the process on the spot,
+    which skips all of that and leaves the embedded cluster's agents running."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        _SIGTERMS.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def stopped_by_sigterm() -> bool:
+    """Whether a KeyboardInterrupt came from SIGTERM (Ray's waits re-raise it as a plain
+    KeyboardInterrupt, so the exception itself cannot tell)."""
+    return bool(_SIGTERMS)
 
 
 def actor_options(num_cpus: float, num_gpus: float, resource: str) -> dict:
