@@ -103,10 +103,11 @@ _SIGTERMS: list[int] = []  # signals unwind_on_sigterm's handler received
 
 
 def unwind_on_sigterm() -> None:
-    """SIGTERM (`ray job stop`, `kill`, `timeout`) ends the driver as Ctrl-C does, by a
-    KeyboardInterrupt: its finally blocks stop the actors, close W&B and shut down the
-    cluster it started. The handler that ray.init leaves ends the process on the spot,
-    which skips all of that and leaves the embedded cluster's agents running."""
+    """SIGTERM (`kill`, `timeout`, `ray job stop` until its grace period ends) stops the
+    driver as Ctrl-C does, by a KeyboardInterrupt: its finally blocks stop the actors,
+    close W&B and shut down the cluster it started. The handler that ray.init leaves ends
+    the process on the spot, which skips all of that and leaves the embedded cluster's
+    agents running."""
     import signal
     import threading
 

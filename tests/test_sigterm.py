@@ -1,7 +1,7 @@
-"""SIGTERM (`ray job stop`, `kill`, `timeout`) stops `simsearch train` as Ctrl-C does: the
-actors stop, the W&B run finishes, and the embedded Ray cluster the run started leaves no
-process behind. Ray's own handler used to end the driver on the spot and leave the
-cluster's agents running."""
+"""SIGTERM (`kill`, `timeout`) stops `simsearch train` as Ctrl-C does: the actors stop, the
+W&B run finishes, and the embedded Ray cluster the run started leaves no process behind
+(the handler ray.init leaves ends the driver on the spot and leaves the cluster's agents
+running)."""
 
 import shutil
 import signal
