@@ -8,6 +8,7 @@ learner and the rollout workers, and waits until every engine is up.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,7 +100,7 @@ def connect_ray(cfg: Config) -> bool:
     return not address
 
 
-_SIGTERMS: list[int] = []  # signals unwind_on_sigterm's handler received
+_SIGTERM = threading.Event()  # set by unwind_on_sigterm's handler
 
 
 def unwind_on_sigterm() -> None:
@@ -109,10 +110,9 @@ def unwind_on_sigterm() -> None:
     the process on the spot, which skips all of that and leaves the embedded cluster's
     agents running."""
     import signal
-    import threading
 
     def interrupt(signum, frame):
-        _SIGTERMS.append(signum)
+        _SIGTERM.set()
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
@@ -122,7 +122,7 @@ def unwind_on_sigterm() -> None:
 def stopped_by_sigterm() -> bool:
     """Whether a KeyboardInterrupt came from SIGTERM (Ray's waits re-raise it as a plain
     KeyboardInterrupt, so the exception itself cannot tell)."""
-    return bool(_SIGTERMS)
+    return _SIGTERM.is_set()
 
 
 def actor_options(num_cpus: float, num_gpus: float, resource: str) -> dict:
