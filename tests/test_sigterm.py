@@ -1,7 +1,8 @@
 """SIGTERM (`kill`, `timeout`) stops `simsearch train` as Ctrl-C does: the actors stop, the
-W&B run finishes, and the embedded Ray cluster the run started leaves no process behind
-(the handler ray.init leaves ends the driver on the spot and leaves the cluster's agents
-running)."""
+command says so and exits with 143, and the embedded Ray cluster the run started leaves
+no process behind (the handler ray.init leaves ends the driver on the spot and leaves the
+cluster's agents running). W&B's service records the run's exit either way, so its run
+file cannot tell the two apart."""
 
 import shutil
 import signal
@@ -14,7 +15,7 @@ import pytest
 
 from tests.helpers import wait_until
 from tests.ray_head import cluster_processes, head_env, stop_cluster
-from tests.wandb_file import exit_code, history
+from tests.wandb_file import history
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,6 @@ def test_sigterm_stops_training_and_the_cluster_it_started(tiny_assets, tmp_path
         wait_until(lambda: not cluster_processes(ray_tmp, 0), 30, "the cluster to end")
         (run_file,) = (tmp_path / "runs").glob("*/wandb/offline-run-*/run-*.wandb")
         assert len(history(run_file)) >= 2
-        assert exit_code(run_file) is not None
     finally:
         if driver.poll() is None:
             driver.kill()

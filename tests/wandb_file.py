@@ -50,14 +50,3 @@ def history(run_file: Path) -> list[dict]:
             rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                          for item in record.history.item})
     return rows
-
-
-def exit_code(run_file: Path) -> int | None:
-    """The exit code the run's `finish` recorded; None if the run never finished."""
-    from wandb.proto import wandb_internal_pb2
-
-    for payload in _payloads(Path(run_file).read_bytes()):
-        record = wandb_internal_pb2.Record.FromString(payload)
-        if record.WhichOneof("record_type") == "exit":
-            return record.exit.exit_code
-    return None
