@@ -6,6 +6,7 @@ the functions so that pure modules stay light.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from conf.schema import EngineConf
 
 # Added to every engine so tests and weight checks can read the weights back.
 WORKER_EXTENSION = "actors.engine_ext.WeightExport"
+PROBE_PROMPT = [0]  # a health probe's prompt: any valid token id
 
 
 def start_engine(conf: EngineConf, model_path: str, seed: int,
@@ -115,3 +117,22 @@ async def generate(engine, token_ids: list[int], params, whole: bool = False):
                                         request_id=uuid.uuid4().hex):
         final = output
     return final if whole else final.outputs[0]
+
+
+class Unhealthy(RuntimeError):
+    """A health check's verdict: replace this worker (or replica) now."""
+
+
+class EngineDead(Unhealthy):
+    """The engine's core process has died: every request to it fails from now on."""
+
+
+async def check_engine(engine, timeout_s: float) -> None:
+    """Raise EngineDead if the engine has died or, when timeout_s > 0, TimeoutError if it
+    does not sample one token within timeout_s: a hung engine fails this, a busy one
+    passes."""
+    if engine.errored:
+        raise EngineDead("the engine has died")
+    if timeout_s > 0:
+        await asyncio.wait_for(generate(engine, PROBE_PROMPT, sampling_params(1, 0.0)),
+                               timeout_s)

@@ -6,15 +6,23 @@ concurrently with other groups, scores it and pushes it whole. A weight update a
 turns in flight (interruptible generation), loads the weights and lets them resume from
 the tokens sampled so far, so every sampled token carries the exact policy version that
 produced it; with ``rollout.interrupt_on_update=false`` the update waits for them instead.
+
+A group whose episodes raise is logged (ticket, question, traceback) and handed back to
+the queue (``fail``), which issues it again; ``health`` is the driver's probe of the
+engine (``orchestrator.supervisor``). A worker whose engine died, or on which
+``rollout.max_group_failures`` groups failed in a row, admits no more groups and fails its
+health check, so the driver replaces it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 
 from actors.dataset import load_questions, question_for
-from actors.engine import generate, sampling_params, start_engine, stream_turn
+from actors.engine import (Unhealthy, check_engine, generate, sampling_params, start_engine,
+                           stream_turn)
 from actors.episode import STOP_STRINGS, Limits, Question, TurnOutput, run_episode
 from actors.rewards import exact_match, score
 from actors.search import BackendContext, make_backend
@@ -110,10 +118,14 @@ class AtTemperature:
 
 
 class RolloutWorker:
-    def __init__(self, worker_index: int, conf: RolloutConf, model_path: str,
+    def __init__(self, worker_id: str, worker_index: int, conf: RolloutConf, model_path: str,
                  train_path: str, reward: str, seed: int, queue, search_conf: SearchConf,
                  simulator_conf: SimulatorConf, simulator_handle, admit_timeout_s: float,
                  start_version: int = 0, weight_transfer: bool = False):
+        """worker_id: this worker's name at the queue (a replacement gets a new one);
+        worker_index: its slot, which seeds its engine; model_path and start_version: the
+        weights it starts with and their policy version."""
+        self.worker_id = worker_id
         self.conf, self.reward, self.seed, self.queue = conf, reward, seed, queue
         self.admit_timeout_s = admit_timeout_s
         self.engine = start_engine(conf.engine, model_path, seed + worker_index,
@@ -134,6 +146,8 @@ class RolloutWorker:
         self.running_episodes = 0
         self.busy = BusyClock()
         self.slots = asyncio.Semaphore(conf.max_groups_per_worker)
+        self.failed_in_row = 0  # groups that raised here since one was played through
+        self.last_error = ""
 
     async def ready(self) -> bool:
         self.tokenizer = self.engine.get_tokenizer()
@@ -174,12 +188,13 @@ class RolloutWorker:
         return TurnOutput(part_ids, logprobs, text, finish, versions)
 
     async def run(self) -> int:
-        """Play groups until stopped; returns the number of groups started."""
+        """Play groups until stopped (returns the number of groups started) or broken
+        (raises Unhealthy)."""
         tasks: set[asyncio.Task] = set()
         started = 0
-        while not self.stopping:
+        while not self.stopping and not self._broken():  # a broken worker is replaced
             await self.slots.acquire()
-            ticket = await self.queue.admit.remote(self.admit_timeout_s)
+            ticket = await self.queue.admit.remote(self.worker_id, self.admit_timeout_s)
             if ticket is None:
                 self.slots.release()
                 continue
@@ -189,25 +204,75 @@ class RolloutWorker:
             started += 1
         for task in tasks:
             task.cancel()
+        if self._broken():
+            raise Unhealthy("the engine has died" if self.engine.errored else
+                            f"{self.failed_in_row} groups in a row failed on this worker; "
+                            f"the last: {self.last_error}")
         return started
 
     async def _group(self, ticket) -> None:
+        q = self.questions[question_for(ticket.index, len(self.questions), self.seed)]
         try:
-            q = self.questions[question_for(ticket.index, len(self.questions), self.seed)]
-            prompt_ids = self.encode(q.prompt)
-            episodes = [run_episode(prompt_ids, q, self, self.search, self.encode,
-                                    self.limits, key=f"g{ticket.index}/s{sample}")
-                        for sample in range(self.conf.group_size)]
-            self.running_episodes += len(episodes)
-            try:
-                group: list[Trajectory] = await asyncio.gather(*episodes)
-            finally:
-                self.running_episodes -= len(episodes)
-            for traj in group:
-                self._score(traj, ticket.index, q)
-            await self.queue.put.remote(ticket, group)
+            group = await self._play_group(ticket, q)
+            self.failed_in_row = 0
+        except Exception as err:  # one bad episode must not strand its ticket
+            group = None
+            self.failed_in_row += 1
+            self.last_error = f"{type(err).__name__}: {err}"[:300]
+            if not self.engine.errored:  # else the supervisor gives back all this one holds
+                await self._give_back(ticket, q, err)
         finally:
             self.slots.release()
+        if group is not None:
+            await self._deliver(ticket, group)
+
+    def _broken(self) -> bool:
+        """A dead engine, or groups failing here one after another (a fault of this
+        worker rather than of their questions): it admits no more and is replaced."""
+        return self.engine.errored or self.failed_in_row >= self.conf.max_group_failures
+
+    async def _play_group(self, ticket, q: Question) -> list[Trajectory]:
+        prompt_ids = self.encode(q.prompt)
+        episodes = [run_episode(prompt_ids, q, self, self.search, self.encode, self.limits,
+                                key=f"g{ticket.index}/s{sample}")
+                    for sample in range(self.conf.group_size)]
+        tasks = [asyncio.ensure_future(episode) for episode in episodes]
+        self.running_episodes += len(tasks)
+        try:
+            group: list[Trajectory] = await asyncio.gather(*tasks)
+        except BaseException:  # the group's other episodes stop too
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            self.running_episodes -= len(tasks)
+        for traj in group:
+            self._score(traj, ticket.index, q)
+        return group
+
+    async def _give_back(self, ticket, q: Question, err: Exception) -> None:
+        question = f"question {q.index}: {q.question[:200]!r}"
+        print(f"simsearch: group {ticket.index} (lease {ticket.lease}, {question}) failed "
+              f"on {self.worker_id}; it goes back to the queue\n{traceback.format_exc()}",
+              flush=True)
+        try:
+            await self.queue.fail.remote(ticket, self.worker_id, question,
+                                         f"{type(err).__name__}: {err}"[:500])
+        except Exception as queue_err:  # the queue is gone: the driver rebuilds the system
+            print(f"simsearch: {self.worker_id} could not give group {ticket.index} back: "
+                  f"{type(queue_err).__name__}", flush=True)
+
+    async def _deliver(self, ticket, group: list[Trajectory]) -> None:
+        try:
+            accepted = await self.queue.put.remote(ticket, group, self.worker_id)
+        except Exception as queue_err:  # the queue is gone: the driver rebuilds the system
+            print(f"simsearch: {self.worker_id} could not deliver group {ticket.index}: "
+                  f"{type(queue_err).__name__}", flush=True)
+            return
+        if not accepted:
+            print(f"simsearch: the queue refused group {ticket.index} (lease {ticket.lease}) "
+                  f"from {self.worker_id}: it no longer holds that lease", flush=True)
 
     async def evaluate(self, questions: list[Question], samples: int, temperature: float,
                        search_conf: SearchConf, tag: str) -> list[tuple[int, Trajectory]]:
@@ -305,6 +370,15 @@ class RolloutWorker:
             out = await generate(self.engine, token_ids, params, whole=True)
         return [0.0] + [step[tok].logprob for tok, step in
                         zip(token_ids[1:], out.prompt_logprobs[1:])]
+
+    async def health(self, timeout_s: float) -> None:
+        """Raise unless the engine is alive and samples a token within timeout_s (only the
+        first check while weights load: the load has its own time limit) and the last
+        rollout.max_group_failures groups did not all fail here."""
+        if self._broken() and not self.engine.errored:
+            raise Unhealthy(f"{self.failed_in_row} groups in a row failed on this worker; "
+                            f"the last: {self.last_error}")
+        await check_engine(self.engine, 0.0 if self.lock.writing else timeout_s)
 
     def stop(self) -> None:
         self.stopping = True

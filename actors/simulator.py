@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 
-from actors.engine import generate, sampling_params, start_engine
+from actors.engine import check_engine, generate, sampling_params, start_engine
 from actors.simulator_prompt import parse_documents, request_prompt
 from conf.schema import OpenAIConf, SimulatorConf
+
+HEALTH_PROBE_S = 20.0  # within Serve's health-check timeout (30 s)
 
 
 class SimulatorServer:
@@ -33,10 +35,10 @@ class SimulatorServer:
         out = await generate(self.engine, self.tokenizer.encode(prompt), params)
         return {"docs": parse_documents(out.text, num_docs), "tokens": len(out.token_ids)}
 
-    def check_health(self) -> None:
-        """Serve's health probe: a dead engine marks the replica unhealthy (replaced)."""
-        if self.engine.errored:
-            raise RuntimeError("the simulator engine has died")
+    async def check_health(self) -> None:
+        """Serve's health check (every 10 s): a replica whose engine has died, or does not
+        sample a token in time, is unhealthy, and Serve replaces it."""
+        await check_engine(self.engine, HEALTH_PROBE_S)
 
 
 def pool_writer(handle):

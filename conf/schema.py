@@ -97,6 +97,16 @@ class RolloutConf:
     resource: str = ""
     """Custom Ray resource a worker needs one unit of (e.g. "policy", so workers land
     only on policy nodes of a cluster); empty = none."""
+    max_group_failures: int = bounded(3, 1, 1000)
+    """A group whose episodes raise is played again; one that fails this many times in a
+    row stops the run, naming its question and the last error."""
+    health_check_s: float = bounded(10.0, 0.5, 3600.0)
+    """Period of the driver's health check of every rollout engine (a one-token probe, as
+    slime's 10 s): a worker whose engine has died is replaced at once, one that misses three
+    checks in a row too."""
+    max_restarts: int = bounded(32, 0, 1 << 20)
+    """Rollout workers that may be replaced over the whole run (dead actor, dead or hung
+    engine); one more stops the run. 0 = a lost worker stops the run."""
     engine: EngineConf = field(default_factory=EngineConf)
     """The policy engine."""
     episode: EpisodeConf = field(default_factory=EpisodeConf)
@@ -367,13 +377,19 @@ class TrainerConf:
     ray_address: str = ""
     """Ray cluster to join; empty = RAY_ADDRESS if set, else an embedded local cluster."""
     step_timeout_s: float = bounded(900.0, 1.0, 1e6)
-    """Longest wait for one batch, weight sync or train step before the run fails."""
+    """Longest wait for one batch (then the run stops), weight sync or train step (then
+    the learner counts as lost)."""
+    max_restarts: int = bounded(2, 0, 1000)
+    """Times the run rebuilds its actors from the last checkpoint after losing the
+    learner or the queue (AReaL's recover mode: 3); one more loss stops the run."""
     checkpoint_every: int = bounded(50, 0, 1 << 30)
     """Save a checkpoint every N steps and after the last; 0 = never."""
     keep_checkpoints: int = bounded(2, 1, 1000)
     """Checkpoints kept in the run directory (older ones are deleted)."""
     resume_from: str = ""
-    """Continue from a checkpoint folder, or the latest checkpoint of a run directory."""
+    """A run directory: go on in it from its newest complete checkpoint (after a lost
+    driver: the same command with this set); or one checkpoint folder: a new run starts
+    from it."""
 
 
 @dataclass

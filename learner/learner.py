@@ -236,12 +236,16 @@ class Learner:
         self.transfer.send_weights()
 
     def publish(self) -> str:
-        """Save the current weights for the engines; returns the checkpoint folder."""
+        """Save the current weights for the engines; returns the checkpoint folder. The
+        KEEP_PUBLISHED newest versions stay; folders of later versions (left by steps a
+        restart from a checkpoint undid) go."""
         path = self.weights_dir / f"v{self.version:06d}"
         self._save_model(path)
         if self.rank == 0:
-            for old in sorted(self.weights_dir.glob("v*"))[:-KEEP_PUBLISHED]:
-                shutil.rmtree(old, ignore_errors=True)
+            kept = {f"v{self.version - back:06d}" for back in range(KEEP_PUBLISHED)}
+            for old in self.weights_dir.glob("v*"):
+                if old.name not in kept:
+                    shutil.rmtree(old, ignore_errors=True)
         return str(path)
 
     def _save_model(self, path: Path) -> None:

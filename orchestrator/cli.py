@@ -6,8 +6,10 @@
     simsearch eval [CONFIG.yaml] [section.key=value ...]
     simsearch serve-simulator [CONFIG.yaml] [section.key=value ...]
 
-A config error stops with the offending key and what it allows, before anything starts.
-Ctrl-C or SIGTERM stops a command through its clean-up; it exits with 130 or 143.
+A config error stops with the offending key and what it allows, before anything starts
+(exit code 2). A run that cannot go on (a question that keeps failing, restarts used up)
+stops with one line saying why (exit code 1). Ctrl-C or SIGTERM stops a command through its
+clean-up; it exits with 130 or 143.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import signal
 import sys
 
+from actors.errors import RunStopped
 from conf.loader import ConfigError, load_config
 from orchestrator.wiring import stopped_by_sigterm
 
@@ -102,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:  # a value only the command can check, e.g. a path's contents
         print(f"simsearch: config error: {err}", file=sys.stderr)
         return 2
+    except RunStopped as err:
+        print(f"simsearch: run stopped: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM once Ray is up (wiring.unwind_on_sigterm)
         stop = signal.SIGTERM if stopped_by_sigterm() else signal.SIGINT
         print(f"simsearch: stopped by {stop.name}", file=sys.stderr)

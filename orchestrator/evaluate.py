@@ -60,9 +60,11 @@ def eval_inputs(cfg: Config, assets):
     return data_path, questions, with_corpus(ev.search, assets.corpus_path)
 
 
-def periodic_evaluator(cfg: Config, assets, worker):
-    """step -> eval/<data_source>/<metric> from worker's engine with its current weights;
-    with eval.also_training_search, also eval_<backend>/... with training's backend."""
+def periodic_evaluator(cfg: Config, assets, rollout):
+    """step -> eval/<data_source>/<metric> from the engine of the first rollout worker of
+    `rollout` (the supervised workers) with its current weights; with
+    eval.also_training_search, also eval_<backend>/... with training's backend. An
+    evaluation whose worker dies on the way is skipped, and says so."""
     ev = cfg.eval
     _, questions, search = eval_inputs(cfg, assets)
     backends = [("eval", search)]
@@ -71,10 +73,22 @@ def periodic_evaluator(cfg: Config, assets, worker):
                                                                    assets.corpus_path)))
 
     def evaluate_at(step: int) -> dict[str, float]:
+        from ray.exceptions import RayActorError
+
+        try:
+            return scores(step)
+        except RayActorError as err:
+            print(f"simsearch: evaluation after step {step} skipped: its rollout worker "
+                  f"died ({type(err).__name__})", flush=True)
+            return {}
+
+    def scores(step: int) -> dict[str, float]:
         import ray
 
         metrics = {}
         for prefix, conf in backends:
+            rollout.wait_started()  # a replacement may still be starting
+            worker = rollout.workers[0]
             pairs = ray.get(worker.evaluate.remote(questions, ev.samples, ev.temperature,
                                                    conf, f"{prefix}{step}"),
                             timeout=cfg.trainer.step_timeout_s)

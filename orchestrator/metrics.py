@@ -2,7 +2,10 @@
 
 W&B sits behind a same-signature no-op (``DummyWandb``) when disabled, so no code
 branches on whether logging is on. Mode ``auto`` logs online when WANDB_API_KEY is set and
-offline otherwise; the offline run file lands under the run directory.
+offline otherwise; the offline run file lands under the run directory. The W&B run's id is
+the run directory's name, so a run resumed in its directory continues the same W&B run;
+its x-axis is the ``step`` metric, so a step trained again after a restart from a
+checkpoint is plotted at its own step. ``Faults`` counts the run's failures.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from actors.trajectory import Trajectory
@@ -80,6 +83,37 @@ def rollout_metrics(worker_stats: list[dict], step_s: float) -> dict[str, float]
     }
 
 
+@dataclass
+class Faults:
+    """What went wrong in a run and was recovered from, counted over the whole run (across
+    restarts, and kept in checkpoints), logged with every step."""
+
+    failed_groups: int = 0  # groups whose episodes raised (played again)
+    released_groups: int = 0  # groups given back by a dead worker (played again)
+    refused_puts: int = 0  # groups delivered under a lease no longer held (not trained)
+    worker_restarts: int = 0  # rollout workers replaced
+    restarts: int = 0  # systems rebuilt from a checkpoint (learner or queue lost)
+
+    def add(self, drained: dict[str, int]) -> None:
+        """Add the queue's counts since its last drain."""
+        for key, value in drained.items():
+            setattr(self, key, getattr(self, key) + int(value))
+
+    def metrics(self) -> dict[str, float]:
+        return {"rollout/failed_groups": float(self.failed_groups),
+                "rollout/released_groups": float(self.released_groups),
+                "queue/refused_puts": float(self.refused_puts),
+                "rollout/worker_restarts": float(self.worker_restarts),
+                "trainer/restarts": float(self.restarts)}
+
+    def state_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict) -> Faults:
+        return cls(**{key: int(state.get(key, 0)) for key in asdict(cls())})
+
+
 class DummyWandb:
     """Same calls as the wandb run object; does nothing."""
 
@@ -115,29 +149,69 @@ def wandb_init_args(conf: WandbConf, run_dir: Path) -> dict:
 
 
 def start_wandb(conf: WandbConf, run_dir: Path, config: Config):
+    """The W&B run of run_dir: a new one, or the one it started before (resumed by id)."""
     args = wandb_init_args(conf, run_dir)
     if args["mode"] == "disabled":
         return DummyWandb()
     import wandb
 
-    return wandb.init(
-        **args, dir=str(run_dir),
+    run = wandb.init(
+        **args, dir=str(run_dir), id=run_dir.name, resume="allow",
         config=asdict(config), settings=wandb.Settings(console="off", x_disable_stats=True),
     )
+    run.define_metric("*", step_metric="step")
+    return run
+
+
+def keep_steps_through(path: Path, last_step: int) -> None:
+    """Drop the lines of a JSON-lines file whose step is after last_step (steps undone by a
+    restart from a checkpoint), and a last line cut short by a crash."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(kept))
+    os.replace(partial, path)
 
 
 class MetricsLogger:
     """Writes each step's metrics to W&B and as one JSON line to metrics.jsonl, and each
-    step's groups to batches.jsonl."""
+    step's groups to batches.jsonl. With keep_through (a run continued in its directory),
+    the lines of later steps are dropped first, as by ``rewind``."""
 
-    def __init__(self, run_dir: Path, wandb_run):
+    FILES = ("metrics.jsonl", "batches.jsonl")
+
+    def __init__(self, run_dir: Path, wandb_run, keep_through: int | None = None):
         self.run_dir = run_dir
-        self.file = open(run_dir / "metrics.jsonl", "a")
-        self.batches = open(run_dir / "batches.jsonl", "a")
         self.wandb = wandb_run
+        if keep_through is not None:
+            self._keep(keep_through)
+        self._open()
+
+    def _open(self) -> None:
+        self.file = open(self.run_dir / "metrics.jsonl", "a")
+        self.batches = open(self.run_dir / "batches.jsonl", "a")
+
+    def _keep(self, last_step: int) -> None:
+        for name in self.FILES:
+            keep_steps_through(self.run_dir / name, last_step)
+
+    def rewind(self, last_step: int) -> None:
+        """Forget the steps after last_step (the run goes on from a checkpoint there), so
+        the files hold each step once."""
+        self.batches.close()
+        self.file.close()
+        self._keep(last_step)
+        self._open()
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        self.wandb.log(metrics, step=step)
+        self.wandb.log(dict(metrics, step=step))
         self.file.write(json.dumps(metrics) + "\n")
         self.file.flush()
 

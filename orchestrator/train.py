@@ -1,7 +1,10 @@
 """The training driver: start the actors, then batch -> train -> publish -> sync, per step.
 
 Rollout workers run on their own the whole time; the queue's admission control keeps them
-at most `queue.max_staleness` versions ahead of the learner. Checkpoints are written every
+at most `queue.max_staleness` versions ahead of the learner. A dead rollout worker is
+replaced while the run goes on (``orchestrator.supervisor``); losing the learner or the
+queue rebuilds the system from the last checkpoint, at most `trainer.max_restarts` times,
+in the same run directory and W&B run. Checkpoints are written every
 `trainer.checkpoint_every` steps; `trainer.resume_from` continues from one.
 """
 
@@ -10,9 +13,24 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors.errors import RunStopped
 from conf.schema import Config
+from orchestrator.metrics import Faults
+
+
+@dataclass
+class RunState:
+    """What a run keeps across the systems it builds: its fault counts, the group mapping
+    its checkpoints record, and after_step(step, system), run after each step (tests and
+    benchmarks inject faults there)."""
+
+    faults: Faults = field(default_factory=Faults)
+    mapping: dict = field(default_factory=dict)
+    after_step: Callable | None = None
 
 
 def make_run_dir(parent: str) -> Path:
@@ -21,30 +39,31 @@ def make_run_dir(parent: str) -> Path:
     return run_dir
 
 
-def train(cfg: Config, run_dir: Path | None = None) -> Path:
-    """Train; the run folder is run_dir, or a new one under trainer.run_dir."""
+def train(cfg: Config, run_dir: Path | None = None,
+          after_step: Callable | None = None) -> Path:
+    """Train; the run folder is run_dir, else the run directory resumed in, else a new one
+    under trainer.run_dir."""
     import ray
 
     from orchestrator import wiring
-    from orchestrator.checkpoint import find_checkpoint
+    from orchestrator.checkpoint import check_mapping, group_mapping, resume_point
     from orchestrator.metrics import MetricsLogger, start_wandb
 
-    resume = find_checkpoint(cfg.trainer.resume_from) if cfg.trainer.resume_from else None
-    run_dir = run_dir or make_run_dir(cfg.trainer.run_dir)
+    resume, in_place = resume_point(cfg.trainer.resume_from) if cfg.trainer.resume_from \
+        else (None, None)
     assets = wiring.resolve_assets(cfg)
+    state = RunState(Faults.from_state(resume.faults) if resume else Faults(),
+                     group_mapping(cfg, assets.train_path), after_step)
+    if resume is not None:
+        check_mapping(resume, state.mapping)
+    run_dir = run_dir or in_place or make_run_dir(cfg.trainer.run_dir)
+    keep = (resume.step if resume else -1) if run_dir == in_place else None
     started_ray = wiring.connect_ray(cfg)
-    system = wiring.start_system(cfg, assets, run_dir, resume)
-    logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg))
-    evaluator = None
-    if cfg.eval.every:
-        from orchestrator.evaluate import periodic_evaluator
-
-        evaluator = periodic_evaluator(cfg, assets, system.workers[0])
+    logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg), keep)
     try:
-        last = run_loop(cfg, system, logger, resume, evaluator)
+        last = run_with_restarts(cfg, assets, logger, resume, state)
     finally:
         logger.close()
-        wiring.stop_system(system, cfg.trainer.step_timeout_s)
         if started_ray:
             ray.shutdown()
     print(f"done: {cfg.trainer.total_steps} steps, reward {last.get('reward/mean', 0):.3f}, "
@@ -52,16 +71,57 @@ def train(cfg: Config, run_dir: Path | None = None) -> Path:
     return run_dir
 
 
-def run_loop(cfg: Config, system, logger, resume=None, evaluator=None) -> dict[str, float]:
+def run_with_restarts(cfg: Config, assets, logger, resume, state: RunState) -> dict:
+    """Build the system and run the loop; when the learner or the queue is lost, rebuild
+    from the newest checkpoint (the simulator pool stays) and go on."""
+    from orchestrator import wiring
+    from orchestrator.checkpoint import latest_checkpoint
+    from orchestrator.evaluate import periodic_evaluator
+    from orchestrator.supervisor import SystemLost
+
+    origin, system, limit = resume, None, cfg.trainer.max_restarts
+    while True:
+        system = wiring.start_system(cfg, assets, logger.run_dir, resume, state.faults,
+                                     previous=system)
+        evaluator = periodic_evaluator(cfg, assets, system.rollout) if cfg.eval.every \
+            else None
+        lost = None
+        try:
+            return run_loop(cfg, system, logger, resume, evaluator, state)
+        except SystemLost as err:
+            if state.faults.restarts >= limit:
+                raise RunStopped(f"{err}; trainer.max_restarts={limit} restarts are "
+                                 f"used") from None
+            lost = err
+        finally:
+            wiring.stop_system(system, keep_simulator=lost is not None)
+        state.faults.restarts += 1
+        print(f"simsearch: {lost}; the system is rebuilt from the newest checkpoint "
+              f"(restart {state.faults.restarts}/{limit}){_remote_traceback(lost)}",
+              flush=True)
+        resume = latest_checkpoint(logger.run_dir) or origin
+        if resume is None:
+            print("simsearch: no checkpoint yet: the run starts over", flush=True)
+        logger.rewind(resume.step if resume else -1)
+
+
+def _remote_traceback(lost: Exception) -> str:
+    """The actor's traceback when a call raised in it (not when the actor died)."""
+    from ray.exceptions import RayTaskError
+
+    return f"\n{lost.__cause__}" if isinstance(lost.__cause__, RayTaskError) else ""
+
+
+def run_loop(cfg: Config, system, logger, resume=None, evaluator=None,
+             state: RunState | None = None) -> dict[str, float]:
     """Run the steps left of trainer.total_steps on a started system (all of them, or
     those after the `resume` checkpoint); evaluator(step) adds eval metrics every
     eval.every steps. Returns the last step's metrics."""
     from tqdm import tqdm
 
-    from orchestrator.checkpoint import save_checkpoint
     from orchestrator.curriculum import Curriculum
 
-    cur, tr = cfg.curriculum, cfg.trainer
+    cur, tr, state = cfg.curriculum, cfg.trainer, state or RunState()
     curriculum = Curriculum(cur.schedule, cur.start, cur.end, cur.base,
                             cur.steps or tr.total_steps)
     if resume is not None:
@@ -74,7 +134,7 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None) -> dict[s
     on_terminal = sys.stdout.isatty()
     for step in tqdm(range(first, tr.total_steps), desc="train", unit="step", initial=first,
                      total=tr.total_steps, disable=not on_terminal):
-        metrics = one_step(cfg, system, logger, step, curriculum.advance(step))
+        metrics = one_step(cfg, system, logger, step, curriculum.advance(step), state.faults)
         metrics.update(start if step == first else {})
         if not on_terminal:  # job logs and CI: one line per step instead of a progress bar
             print(step_line(step, tr.total_steps, metrics), flush=True)
@@ -83,9 +143,25 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None) -> dict[s
             metrics.update(evaluator(step))
         logger.log(metrics, step)
         if tr.checkpoint_every and ((step + 1) % tr.checkpoint_every == 0 or last):
-            save_checkpoint(logger.run_dir, step, system.learner, system.queue, curriculum,
-                            tr.keep_checkpoints, tr.step_timeout_s)
+            checkpoint(cfg, system, logger.run_dir, step, curriculum.state_dict(), state)
+        if state.after_step is not None:
+            state.after_step(step, system)
     return metrics
+
+
+def checkpoint(cfg: Config, system, run_dir: Path, step: int, curriculum: dict,
+               state: RunState) -> None:
+    """Checkpoint the state after `step`: learner, queue, curriculum, mapping, faults."""
+    from orchestrator.checkpoint import save_checkpoint
+    from orchestrator.supervisor import call
+
+    timeout = cfg.trainer.step_timeout_s
+    saved = {"step": step, "curriculum": curriculum,
+             "queue": call(system.queue.state_dict.remote(), timeout, "the queue"),
+             "mapping": state.mapping, "faults": state.faults.state_dict()}
+    save_checkpoint(run_dir, saved, lambda folder: call(
+        system.learner.save_checkpoint.remote(str(folder)), timeout, "the learner's "
+        "checkpoint"), cfg.trainer.keep_checkpoints)
 
 
 def step_line(step: int, total: int, metrics: dict[str, float]) -> str:
@@ -96,30 +172,33 @@ def step_line(step: int, total: int, metrics: dict[str, float]) -> str:
             f"{get('timing/step_s', 0):.1f} s")
 
 
-def one_step(cfg: Config, system, logger, step: int, noise: float) -> dict[str, float]:
-    """Batch -> train -> publish -> sync for one step; returns its metrics."""
-    import ray
-
+def one_step(cfg: Config, system, logger, step: int, noise: float,
+             faults: Faults) -> dict[str, float]:
+    """Batch -> train -> publish -> sync for one step; returns its metrics. A lost rollout
+    worker is replaced on the way; a lost learner or queue raises SystemLost."""
     from orchestrator.metrics import batch_metrics, rollout_metrics
+    from orchestrator.supervisor import call
     from orchestrator.wiring import simulator_replicas
 
     timeout = cfg.trainer.step_timeout_s
-    workers, queue, learner = system.workers, system.queue, system.learner
+    rollout, queue, learner = system.rollout, system.queue, system.learner
     t0 = time.monotonic()
-    ray.get([w.set_noise_probability.remote(noise) for w in workers], timeout=timeout)
-    batch = ray.get(queue.get_batch.remote(step, timeout), timeout=timeout)
+    rollout.call_all("set_noise_probability", noise)
+    batch = rollout.wait(queue.get_batch.remote(step, timeout), timeout,
+                         f"the queue's batch for step {step}")
     wait_s = time.monotonic() - t0
     logger.log_batch(step, batch)
     metrics = batch_metrics(batch, learner_version=step)
-    metrics.update(ray.get(learner.train_step.remote(batch), timeout=timeout))
+    metrics.update(call(learner.train_step.remote(batch), timeout, "the learner's step"))
     t_sync = time.monotonic()
     system.push_weights(step + 1)
     metrics["timing/weight_sync_s"] = time.monotonic() - t_sync
-    ray.get(queue.set_version.remote(step + 1), timeout=timeout)
-    metrics.update(ray.get(queue.stats.remote(), timeout=timeout))
+    call(queue.set_version.remote(step + 1), timeout, "the queue")
+    metrics.update(call(queue.stats.remote(), timeout, "the queue"))
+    faults.add(call(queue.drain_faults.remote(), timeout, "the queue"))
     step_s = time.monotonic() - t0
-    stats = ray.get([w.drain_stats.remote() for w in workers], timeout=timeout)
-    metrics.update(rollout_metrics(stats, step_s))
+    metrics.update(rollout_metrics(rollout.call_all("drain_stats"), step_s))
+    metrics.update(faults.metrics())
     metrics["simulator/replicas"] = simulator_replicas() if system.simulator else 0
     metrics.update({"step": step, "policy_version": step + 1, "timing/step_s": step_s,
                     "idle/learner_fraction": wait_s / max(step_s, 1e-9),

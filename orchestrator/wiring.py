@@ -2,7 +2,8 @@
 
 ``connect_ray`` joins a cluster (config or RAY_ADDRESS) or starts an embedded local one;
 ``start_system`` starts the trajectory queue, the simulator pool (a Ray Serve app), the
-learner and the rollout workers, and waits until every engine is up.
+learner and the rollout workers (supervised: ``orchestrator.supervisor``), and waits until
+every engine is up; ``stop_system`` stops them all, dead or alive.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from conf.loader import ConfigError
 from conf.schema import Config, LearnerConf, SearchConf, SimulatorConf
 
 SIMULATOR_APP = "simulator"
@@ -34,10 +34,15 @@ class Assets:
 class System:
     queue: object
     learner: object
-    workers: list
+    rollout: object  # the supervised rollout workers (orchestrator.supervisor)
     simulator: object  # a Serve DeploymentHandle, None when no search goes to the pool
-    worker_runs: list  # ObjectRefs of RolloutWorker.run
-    push_weights: Callable[[int], None]  # engines to the learner's weights, as version v
+    push_weights: object  # push_weights(v): engines to the learner's weights as version v
+    shutdown_serve: bool = False  # this run started Serve on a cluster that outlives it
+    # (the fields fill in as start_system starts each part)
+
+    @property
+    def workers(self) -> list:
+        return self.rollout.workers
 
 
 def resolve_assets(cfg: Config, tuned_simulator: bool = True) -> Assets:
@@ -204,90 +209,132 @@ def start_learner(conf: LearnerConf, policy_path: str, weights_dir: str, seed: i
     return LearnerGroup(actors)
 
 
-def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None) -> System:
-    """Start every actor; with `resume` (a checkpoint.Resume) from that checkpoint."""
+def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None, faults=None,
+                 previous: System | None = None) -> System:
+    """Start every actor; with `resume` (a checkpoint.Resume) from that checkpoint. The
+    simulator pool of a `previous` system of the run (stopped but for its pool) is kept;
+    `faults` counts the run's worker restarts (a fresh count if None). What started is
+    stopped again if a part fails to start."""
     import ray
 
     from actors.queue import TrajectoryQueue
-    from actors.rollout_worker import RolloutWorker
+
+    queue = ray.remote(TrajectoryQueue).options(num_cpus=0).remote(
+        cfg.trainer.groups_per_step, cfg.queue.max_staleness,
+        cfg.rollout.max_group_failures)
+    system = System(queue, None, None, None, None)
+    if previous is not None:
+        system.simulator, system.shutdown_serve = previous.simulator, previous.shutdown_serve
+    try:
+        _start_parts(cfg, assets, run_dir, resume, faults, system)
+    except BaseException:
+        stop_system(system)
+        raise
+    return system
+
+
+def _start_parts(cfg: Config, assets: Assets, run_dir: Path, resume, faults,
+                 system: System) -> None:
+    import ray
+
+    from orchestrator.metrics import Faults
+    from orchestrator.supervisor import WorkerSupervisor
+    from orchestrator.weight_sync import WeightPusher, resolve_weight_sync
 
     timeout = cfg.trainer.step_timeout_s
     lrn, ro = cfg.learner, cfg.rollout
     nccl = resolve_weight_sync(lrn.weight_sync, lrn.num_gpus, ro.num_gpus) == "nccl"
-    queue = ray.remote(TrajectoryQueue).options(num_cpus=0).remote(
-        cfg.trainer.groups_per_step, cfg.queue.max_staleness)
     if resume is not None:
-        ray.get(queue.load_state_dict.remote(resume.queue), timeout=timeout)
-    simulator = None
-    if "simulator" in (cfg.search.backend, cfg.eval.search.backend if cfg.eval.every else ""):
-        simulator = start_simulator(cfg.simulator, assets.simulator_path, cfg.trainer.seed)
-    search = with_corpus(cfg.search, assets.corpus_path)
-    learner = start_learner(cfg.learner, assets.policy_path, str(run_dir / "weights"),
-                            cfg.trainer.seed, str(resume.path) if resume else "", timeout,
-                            cfg.rollout.episode.temperature)
-    policy_path = resume.model_path if resume else assets.policy_path
+        ray.get(system.queue.load_state_dict.remote(resume.queue), timeout=timeout)
+    if system.simulator is None and uses_simulator(cfg):
+        joined = cfg.trainer.ray_address or os.environ.get("RAY_ADDRESS")
+        system.shutdown_serve = bool(joined) and not serve_running()
+        system.simulator = start_simulator(cfg.simulator, assets.simulator_path,
+                                           cfg.trainer.seed)
+    system.learner = start_learner(lrn, assets.policy_path, str(run_dir / "weights"),
+                                   cfg.trainer.seed, str(resume.path) if resume else "",
+                                   timeout, ro.episode.temperature)
+    start = (resume.model_path, resume.version) if resume else (assets.policy_path, 0)
+    pusher = system.push_weights = WeightPusher(system.learner, None, timeout, *start)
+    spawn = worker_spawner(cfg, assets, system.queue, system.simulator, nccl)
+    system.rollout = WorkerSupervisor(spawn, system.queue, ro, timeout, faults or Faults(),
+                                      start, assets.policy_path, pusher.on_disk)
+    pusher.rollout, system.rollout.on_replace = system.rollout, pusher.to_disk
+    system.rollout.wait_started()
+    if nccl:
+        pusher.open_nccl(cfg, strict=lrn.weight_sync == "nccl")
+
+
+def uses_simulator(cfg: Config) -> bool:
+    """Whether training (or its periodic evaluation) searches the simulator pool."""
+    return "simulator" in (cfg.search.backend,
+                           cfg.eval.search.backend if cfg.eval.every else "")
+
+
+def worker_spawner(cfg: Config, assets: Assets, queue, simulator, nccl: bool) -> Callable:
+    """spawn(index, worker_id, model_path, version): one rollout worker actor, its options
+    from config (so a replacement lands on the same kind of node)."""
+    import ray
+
+    from actors.rollout_worker import RolloutWorker
+
+    ro = cfg.rollout
     options = actor_options(ro.num_cpus, ro.num_gpus, ro.resource)
-    workers = [ray.remote(RolloutWorker).options(**options).remote(
-        i, ro, policy_path, assets.train_path, cfg.learner.reward, cfg.trainer.seed, queue,
-        search, cfg.simulator, simulator, cfg.queue.admit_timeout_s,
-        resume.version if resume else 0, nccl) for i in range(ro.num_workers)]
-    ray.get([w.ready.remote() for w in workers], timeout=timeout)
-    push = weight_pusher(cfg, learner, workers, nccl)
-    runs = [w.run.remote() for w in workers]
-    return System(queue, learner, workers, simulator, runs, push)
+    search = with_corpus(cfg.search, assets.corpus_path)
+
+    def spawn(index: int, worker_id: str, model_path: str, version: int):
+        return ray.remote(RolloutWorker).options(**options).remote(
+            worker_id, index, ro, model_path, assets.train_path, cfg.learner.reward,
+            cfg.trainer.seed, queue, search, cfg.simulator, simulator,
+            cfg.queue.admit_timeout_s, version, nccl)
+
+    return spawn
 
 
-def resolve_weight_sync(mode: str, learner_gpus: float, rollout_gpus: float) -> str:
-    """'nccl' or 'disk' for learner.weight_sync = auto|disk|nccl: auto takes NCCL when
-    both the learner ranks and the rollout workers hold GPUs."""
-    on_gpus = learner_gpus > 0 and rollout_gpus > 0
-    if mode == "auto":
-        return "nccl" if on_gpus else "disk"
-    if mode == "nccl" and not on_gpus:
-        raise ConfigError("learner.weight_sync=nccl needs learner.num_gpus > 0 and "
-                          "rollout.num_gpus > 0 (NCCL runs between GPUs); use auto or disk")
-    return mode
-
-
-def weight_pusher(cfg: Config, learner, workers: list, nccl: bool) -> Callable[[int], None]:
-    """push(version): by NCCL broadcast once the group is open, else by an HF checkpoint
-    the engines reload. Under weight_sync=auto, a group that fails to open means disk."""
+def serve_running() -> bool:
+    """Whether Ray Serve's controller runs on the connected cluster."""
     import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
-    timeout = cfg.trainer.step_timeout_s
-
-    def by_disk(version: int) -> None:
-        path = ray.get(learner.publish.remote(), timeout=timeout)
-        ray.get([w.load_weights.remote(path, version) for w in workers], timeout=timeout)
-
-    def by_nccl(version: int) -> None:
-        ray.get(learner.send_weights.remote(version), timeout=timeout)
-
-    if not nccl:
-        return by_disk
     try:
-        rank0 = getattr(learner, "actors", [learner])[0]
-        master = ray.get(rank0.node_address.remote(), timeout=timeout)
-        ray.get(learner.open_weight_transfer.remote(
-            master, workers, cfg.rollout.engine.dtype, timeout), timeout=timeout)
-        return by_nccl
-    except Exception as err:
-        if cfg.learner.weight_sync == "nccl":
-            raise
-        print(f"simsearch: NCCL weight transfer did not start ({type(err).__name__}: "
-              f"{err}); weights go to the engines by disk", flush=True)
-        return by_disk
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        return True
+    except ValueError:
+        return False
 
 
-def stop_system(system: System, timeout_s: float) -> None:
+def stop_system(system: System, keep_simulator: bool = False) -> list[str]:
+    """Stop every actor of the system, the simulator pool too unless keep_simulator, even
+    when some are already dead or hung; returns (and prints) what could not be stopped."""
     import ray
+
+    problems: list[str] = []
+
+    def attempt(what: str, action) -> None:
+        try:
+            action()
+        except Exception as err:
+            problems.append(f"{what} ({type(err).__name__}: {str(err)[:200]})")
+
+    if system.simulator is not None and not keep_simulator:
+        attempt("deleting the simulator pool", lambda: stop_simulator(system.shutdown_serve))
+    # killed rather than asked to stop: nothing of theirs outlives them, and a hung or dead
+    # actor is ended the same way
+    workers = system.rollout.actors() if system.rollout is not None else []
+    learners = getattr(system.learner, "actors", [system.learner])
+    for actor in [a for a in (*workers, *learners, system.queue) if a is not None]:
+        attempt(f"killing {actor}", lambda: ray.kill(actor, no_restart=True))
+    if problems:
+        print("simsearch: while stopping, could not finish: " + "; ".join(problems),
+              flush=True)
+    return problems
+
+
+def stop_simulator(shutdown_serve: bool, app_name: str = SIMULATOR_APP) -> None:
+    """Delete the pool's Serve app; with shutdown_serve, shut Serve down too if no other
+    app is left on it."""
     from ray import serve
 
-    ray.get([w.stop.remote() for w in system.workers], timeout=timeout_s)
-    ray.get(system.queue.close.remote(), timeout=timeout_s)
-    ray.get(system.worker_runs, timeout=timeout_s)
-    if system.simulator is not None:
-        serve.delete(SIMULATOR_APP)
-    learners = getattr(system.learner, "actors", [system.learner])
-    for actor in [*system.workers, *learners, system.queue]:
-        ray.kill(actor)
+    serve.delete(app_name)
+    if shutdown_serve and not serve.status().applications:
+        serve.shutdown()

@@ -98,7 +98,7 @@ def main(gcs_address: str, run_dir: str) -> dict:
     report["stayed"] = {role: node_of(actor) == placed[role] for role, actor in actors.items()}
     report["role_nodes_alive"] = {role: placed[role] in nodes_offering(role)
                                   for role in actors}
-    wiring.stop_system(system, cfg.trainer.step_timeout_s)
+    wiring.stop_system(system)
     return report
 
 

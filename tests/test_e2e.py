@@ -2,7 +2,6 @@
 behind Ray Serve), the queue and the learner as actors, W&B offline."""
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ from learner.losses import token_logprobs
 from orchestrator import cli, wiring
 from orchestrator.metrics import DummyWandb, MetricsLogger
 from orchestrator.train import make_run_dir, run_loop
+from orchestrator.weight_sync import WeightPusher
 from tests.wandb_file import history
 
 pytestmark = pytest.mark.integration
@@ -79,11 +79,11 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
         run_loop(cfg, system, logger)
         logger.close()
         # NCCL needs GPUs: here the group fails to open; auto falls back to disk, nccl fails
-        push = wiring.weight_pusher(cfg, system.learner, system.workers, nccl=True)
+        push = WeightPusher(system.learner, system.rollout, 120, assets.policy_path, 0)
+        push.open_nccl(cfg, strict=False)
         push(STEPS + 1)  # the checks below read the engine after this disk push
-        strict = replace(cfg, learner=replace(cfg.learner, weight_sync="nccl"))
         with pytest.raises(Exception, match="accelerator|CUDA|NCCL|[Ww]eight transfer"):
-            wiring.weight_pusher(strict, system.learner, system.workers, nccl=True)
+            WeightPusher(system.learner, system.rollout, 120, "", 0).open_nccl(cfg, strict=True)
         version = ray_cluster.get(system.workers[0].__ray_call__.remote(
             lambda worker: worker.version), timeout=60)
         after = ray_cluster.get(system.learner.weights.remote(), timeout=120)
@@ -93,8 +93,8 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
             [system.workers[0].prompt_logprobs.remote(probe),
              system.learner.prompt_logprobs.remote(probe)], timeout=120)
     finally:
-        wiring.stop_system(system, 120)
-    assert push.__name__ == "by_disk" and version == STEPS + 1
+        wiring.stop_system(system)
+    assert push.mode == "disk" and version == STEPS + 1
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
     assert not unchanged, f"parameters that did not change: {unchanged}"
     expected = to_vllm_layout(after, engine.keys())

@@ -26,7 +26,7 @@ def test_nccl_weight_sync_makes_the_engine_sample_from_the_learners_weights(
     run_dir = make_run_dir(cfg.trainer.run_dir)
     system = wiring.start_system(cfg, wiring.resolve_assets(cfg), run_dir)
     try:
-        assert system.push_weights.__name__ == "by_nccl"
+        assert system.push_weights.mode == "nccl"
         logger = MetricsLogger(run_dir, DummyWandb())
         last = run_loop(cfg, system, logger)
         logger.close()
@@ -37,7 +37,7 @@ def test_nccl_weight_sync_makes_the_engine_sample_from_the_learners_weights(
         version = ray_cluster.get(system.workers[0].__ray_call__.remote(
             lambda worker: worker.version), timeout=60)
     finally:
-        wiring.stop_system(system, 300)
+        wiring.stop_system(system)
     assert version == STEPS and last["policy_version"] == STEPS
     print(f"nccl weight sync: {last['timing/weight_sync_s']:.3f} s")
     assert torch.allclose(torch.tensor(engine_lp), torch.tensor(learner_lp), atol=1e-3)

@@ -28,7 +28,7 @@ async def interrupted_turn(worker: RolloutWorker, new_weights: str, prompt: list
 def sampling_worker(tiny_assets) -> RolloutWorker:
     """A rollout worker on the tiny policy, sampling at temperature 1, no Ray."""
     conf = RolloutConf(episode=EpisodeConf(temperature=1.0))
-    return RolloutWorker(0, conf, str(tiny_assets.policy),
+    return RolloutWorker("rollout-0", 0, conf, str(tiny_assets.policy),
                          str(tiny_assets.data / "train.parquet"), "em", 0, None,
                          SearchConf(backend="self"), SimulatorConf(), None, 5.0)
 

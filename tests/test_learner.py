@@ -68,6 +68,23 @@ def test_a_checkpoint_restores_model_optimizer_and_version(tiny_assets, tmp_path
     assert torch.equal(learner.weights()["lm_head.weight"], resumed.weights()["lm_head.weight"])
 
 
+def test_publishing_after_a_restart_keeps_the_new_weights(tiny_assets, tmp_path):
+    """A learner rebuilt from a checkpoint publishes versions that the undone steps had
+    published too; their later folders go, the new ones stay."""
+    learner = Learner(LearnerConf(), str(tiny_assets.policy), str(tmp_path), seed=0)
+    learner.version = 7
+    learner.publish()
+    learner.version = 8
+    learner.publish()
+    learner.version = 9
+    learner.publish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v000008", "v000009"]
+    learner.version = 5  # rebuilt from the checkpoint of version 5 (steps 6 to 9 undone)
+    path = learner.publish()
+    assert (tmp_path / "v000005" / "config.json").exists() and path.endswith("v000005")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v000005"]
+
+
 def test_mini_batch_bounds_keep_groups_whole():
     assert mini_batch_bounds([3, 3], 1) == [(0, 6)]
     assert mini_batch_bounds([3, 3], 2) == [(0, 3), (3, 6)]

@@ -1,9 +1,13 @@
 """The simulator pool on a local Ray cluster: real Ray Serve, real vLLM replicas of the
 tiny simulator. It scales up under load and down when idle, a killed replica loses no
-search, and a search that times out ends as a recorded failure."""
+search, a replica whose engine died fails Serve's health check and is replaced, and a
+search that times out ends as a recorded failure."""
 
 import asyncio
+import os
+import signal
 
+import psutil
 import pytest
 
 from actors.episode import format_observation
@@ -86,6 +90,28 @@ def test_a_killed_replica_loses_no_search(two_replicas):
     wait_until(lambda: simulator_replicas("pool-fixed") == 2, 180, "a replacement replica")
 
 
+def test_a_replica_whose_engine_died_is_replaced(two_replicas):
+    import ray
+
+    name = _replica_names("pool-fixed")[0]
+    victim = ray.get_actor(name, namespace="serve")
+    pid = ray.get(victim.__ray_call__.remote(lambda replica: os.getpid()), timeout=30)
+    (core,) = [p for p in psutil.Process(pid).children()
+               if "EngineCore" in " ".join(p.cmdline())]
+    core.send_signal(signal.SIGKILL)  # the replica lives on, its engine is gone
+    search = SimulatedSearch(pool_writer(two_replicas),
+                             SearchConf(topk=3, timeout_s=10, retries=3), seed=0)
+
+    def replaced() -> bool:
+        asyncio.run(search_all(search, requests(4, "probe")))  # traffic meanwhile
+        return name not in _replica_names("pool-fixed") and \
+            simulator_replicas("pool-fixed") == 2
+
+    wait_until(replaced, 240, "Serve to replace the replica whose engine died")
+    results = asyncio.run(search_all(search, requests(16, "after")))
+    assert [r.failed for r in results] == [False] * 16
+
+
 def test_a_timed_out_search_is_a_recorded_failure(two_replicas):
     search = SimulatedSearch(pool_writer(two_replicas),
                              SearchConf(topk=3, timeout_s=0.001, retries=1), seed=0)
@@ -120,9 +146,14 @@ def test_pool_scales_up_under_load_and_down_when_idle(ray_cluster, tiny_assets):
         serve.delete("pool-auto")
 
 
+def _replica_names(app_name: str) -> list[str]:
+    import ray
+
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["name"].startswith(f"SERVE_REPLICA::{app_name}#")]
+
+
 def _replica_actors(app_name: str) -> list:
     import ray
 
-    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-             if a["name"].startswith(f"SERVE_REPLICA::{app_name}#")]
-    return [ray.get_actor(name, namespace="serve") for name in names]
+    return [ray.get_actor(name, namespace="serve") for name in _replica_names(app_name)]

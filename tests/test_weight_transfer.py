@@ -10,7 +10,7 @@ from safetensors import safe_open
 
 from conf.loader import ConfigError
 from learner.weight_transfer import CastSource, EngineClient
-from orchestrator.wiring import resolve_weight_sync
+from orchestrator.weight_sync import resolve_weight_sync
 
 
 @pytest.mark.parametrize("mode, learner_gpus, rollout_gpus, expected", [
