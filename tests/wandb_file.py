@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32 * 1024
@@ -39,14 +40,24 @@ def _payloads(data: bytes) -> list[bytes]:
     return out
 
 
-def history(run_file: Path) -> list[dict]:
-    """One dict per logged step, keys as logged (``_step`` and friends included)."""
+def history(run_file: Path, timeout_s: float = 60.0) -> list[dict]:
+    """One dict per logged step, keys as logged (``_step`` and friends included), once the
+    run's exit record is in the file: W&B's service may still be writing it for a moment
+    after ``finish`` returns."""
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2
 
-    rows = []
-    for payload in _payloads(Path(run_file).read_bytes()):
-        record = wandb_internal_pb2.Record.FromString(payload)
-        if record.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                         for item in record.history.item})
-    return rows
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            records = [wandb_internal_pb2.Record.FromString(payload)
+                       for payload in _payloads(Path(run_file).read_bytes())]
+        except DecodeError:  # a record half written
+            records = []
+        kinds = [record.WhichOneof("record_type") for record in records]
+        if "exit" in kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return [{item.key or "/".join(item.nested_key): json.loads(item.value_json)
+             for item in record.history.item}
+            for record, kind in zip(records, kinds) if kind == "history"]
