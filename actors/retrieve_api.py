@@ -104,22 +104,25 @@ class RetrieveAPI:
                                             self.search.topk)
         except RequestError as err:
             return JSONResponse({"error": str(err)}, status_code=err.status)
-        docs = await asyncio.gather(*[self._documents(q, parsed.topk) for q in parsed.queries])
-        failed = [q for q, d in zip(parsed.queries, docs) if d is None]
-        if failed:
-            return JSONResponse({"error": f"the simulator failed on {len(failed)} of "
-                                          f"{len(docs)} queries; retry later"}, status_code=503)
+        found = await asyncio.gather(*[self._documents(q, parsed.topk) for q in parsed.queries])
+        errors = [error for _, error in found if error]
+        if errors:
+            message = (f"the simulator failed on {len(errors)} of {len(found)} queries "
+                       f"(last error: {errors[-1]}); retry later")
+            print(f"POST /retrieve: {message}", flush=True)
+            return JSONResponse({"error": message}, status_code=503)
+        docs = [d for d, _ in found]
         body = retrieve_response(parsed.queries, docs, parsed.return_scores, self.served)
         self.served += sum(len(d) for d in docs)
         return JSONResponse(body)
 
-    async def _documents(self, query: str, topk: int) -> list[str] | None:
+    async def _documents(self, query: str, topk: int) -> tuple[list[str] | None, str]:
+        """(documents, "") or (None, the last attempt's error)."""
         async def attempt():
             reply = await self.simulator.search.remote(query, "", [], False, topk)
             if not reply["docs"]:
                 raise EmptyOutput("no usable document in the simulator's output")
             return reply["docs"]
 
-        docs, _ = await call_with_retries(attempt, self.search.timeout_s,
-                                          self.search.retries, self.stats)
-        return docs
+        return await call_with_retries(attempt, self.search.timeout_s, self.search.retries,
+                                       self.stats)

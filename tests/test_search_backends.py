@@ -52,7 +52,9 @@ def retrieve_url(tiny_assets, tmp_path_factory):
     log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "serve-simulator", "conf/tiny.yaml",
-         f"serve.port={port}", "serve.max_queries=8"], stdout=log, stderr=subprocess.STDOUT)
+         f"serve.port={port}", "serve.max_queries=8",
+         "search.retries=5"],  # the tiny simulator writes an unusable page now and then
+        stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/retrieve"
     try:
         wait_until(lambda: proc.poll() is not None or _serving(log.name), 300,
@@ -76,7 +78,7 @@ def test_retrieve_answers_a_search_r1_request(retrieve_url):
     request = {"queries": ["where was Kalo born", "capital of Mitar"], "topk": 2,
                "return_scores": True}
     status, reply = post(retrieve_url, json.dumps(request).encode())
-    assert status == 200 and len(reply["result"]) == 2
+    assert status == 200 and len(reply["result"]) == 2, reply
     for hits in reply["result"]:
         assert 1 <= len(hits) <= 2
         for hit in hits:
@@ -86,7 +88,7 @@ def test_retrieve_answers_a_search_r1_request(retrieve_url):
     # defaults: topk and no scores; a query shaped like the simulator's (a bare word such
     # as "capital" got three unusable pages in a row from the tiny simulator, a 503, once)
     status, bare = post(retrieve_url, json.dumps({"queries": ["where was Kalo born"]}).encode())
-    assert status == 200 and set(bare["result"][0][0]) == {"id", "contents"}
+    assert status == 200 and set(bare["result"][0][0]) == {"id", "contents"}, bare
 
 
 @pytest.mark.parametrize("body, status", [
