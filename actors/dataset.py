@@ -2,9 +2,10 @@
 
 Accepted columns: ``prompt`` ([{"role", "content"}]) and ``reward_model.ground_truth.
 target`` (Search-R1), or ``question`` and ``golden_answers`` (ZeroSearch); ``data_source``
-is kept for per-source metrics. A row that has neither form is an error naming the file
-and the row. Group g of a run trains on question ``question_for(g)``: a seeded permutation
-per epoch, so the stream of questions depends only on the seed and the group index.
+is kept for per-source metrics. A row that has neither form, or whose prompt, question or
+any answer is not text or is blank, is an error naming the file and the row. Group g of a
+run trains on question ``question_for(g)``: a seeded permutation per epoch, so the stream
+of questions depends only on the seed and the group index.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ def _row_question(path, i: int, row: dict) -> Question:
     try:
         answers = _answers(row)
         prompt = _prompt(row)
-        question = _present(row, "question") or _question_from_prompt(prompt)
+        question = _present(row, "question")
+        if question is None:
+            question = _question_from_prompt(prompt)
+        question = _text(question, "question")
     except (KeyError, TypeError, IndexError, ValueError) as err:
         raise DatasetError(f"{path}: row {i}: {err}") from None
-    if not answers or not prompt:
-        raise DatasetError(f"{path}: row {i}: needs a prompt (or question) and answers")
-    return Question(i, str(question), prompt, answers, str(row.get("data_source") or "unknown"))
+    source = str(_present(row, "data_source") or "unknown")
+    return Question(i, question, prompt, answers, source)
 
 
 def _present(row: dict, key: str):
@@ -52,27 +55,53 @@ def _present(row: dict, key: str):
     return None if value is None or (isinstance(value, float) and value != value) else value
 
 
+def _text(value, what: str) -> str:
+    """value when it is a string with something in it; else a ValueError saying `what`."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not text ({type(value).__name__}: {str(value)[:60]!r})")
+    if not value.strip():
+        raise ValueError(f"{what} is blank")
+    return str(value)  # numpy's str_ to str
+
+
 def _answers(row: dict) -> list[str]:
+    """The gold answers; each must be non-blank text (a blank one would match a blank
+    prediction, a number or None its str())."""
     reward_model = _present(row, "reward_model")
     if reward_model is not None:
         target = reward_model["ground_truth"]["target"]
     else:
         target = _present(row, "golden_answers")
         if target is None:
-            raise KeyError("no reward_model.ground_truth.target nor golden_answers")
+            raise ValueError("no reward_model.ground_truth.target nor golden_answers")
     if isinstance(target, str):
-        return [target]
-    return [str(t) for t in target]
+        target = [target]
+    if not _is_list(target):
+        raise ValueError(f"answers are not a list of text: {str(target)[:60]!r}")
+    if not len(target):
+        raise ValueError("no answers")
+    return [_text(answer, f"answer {k}") for k, answer in enumerate(target)]
 
 
 def _prompt(row: dict) -> str:
+    """The last message's content of a chat prompt, or the instruction around the question."""
     messages = _present(row, "prompt")
-    if messages is not None and len(messages):
-        return str(messages[-1]["content"])
-    question = _present(row, "question")
-    if question is None:
-        raise KeyError("no prompt nor question")
-    return INSTRUCTION.format(question=question)
+    if messages is None or (_is_list(messages) and not len(messages)):
+        question = _present(row, "question")
+        if question is None:
+            raise ValueError("no prompt nor question")
+        return INSTRUCTION.format(question=_text(question, "question"))
+    if not _is_list(messages):
+        raise ValueError(f"prompt is not a list of messages: {str(messages)[:60]!r}")
+    last = messages[-1]
+    if not isinstance(last, dict) or "content" not in last:
+        raise ValueError(f"prompt's last message has no content: {str(last)[:60]!r}")
+    return _text(last["content"], "prompt's last message content")
+
+
+def _is_list(value) -> bool:
+    """A list, tuple or numpy array (parquet's lists arrive as arrays)."""
+    return hasattr(value, "__len__") and not isinstance(value, (str, bytes, dict))
 
 
 def _question_from_prompt(prompt: str) -> str:

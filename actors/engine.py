@@ -119,6 +119,19 @@ async def generate(engine, token_ids: list[int], params, whole: bool = False):
     return final if whole else final.outputs[0]
 
 
+class CallTimeout(TimeoutError):
+    """An engine or actor call that took longer than its bound."""
+
+
+async def within(awaitable, timeout_s: float, what: str):
+    """awaitable's result, or CallTimeout naming `what` once timeout_s has passed (the
+    call is cancelled: an engine request is aborted)."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout_s)
+    except TimeoutError:
+        raise CallTimeout(f"{what} took longer than {timeout_s:g} s") from None
+
+
 class Unhealthy(RuntimeError):
     """A health check's verdict: replace this worker (or replica) now."""
 

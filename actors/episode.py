@@ -2,9 +2,10 @@
 
 Each turn the policy generates until ``</search>`` or ``</answer>`` (stop text kept). An
 answer ends the episode; a search query goes to the search backend and the documents come
-back as an ``<information>`` observation; anything else gets the invalid-action
-observation. Observations are appended as token ids with mask 0 and text is never
-re-tokenized: the trajectory is exactly what the engine produced plus what we appended.
+back as an ``<information>`` observation; anything else, a malformed action included (see
+``parse_action``), gets the invalid-action observation. Observations are appended as token
+ids with mask 0 and text is never re-tokenized: the trajectory is exactly what the engine
+produced plus what we appended.
 Limits on turns, tokens per turn, observation tokens per episode and context each end the
 episode with a recorded reason. The engine and the search backend come in as small
 protocols, so the loop is tested with scripted stand-ins as well as with vLLM.
@@ -34,8 +35,12 @@ INVALID_ACTION = (
     "and </search>. To give the final answer, I should put it between <answer> and "
     "</answer>. Let me try again.\n"
 )
-_SEARCH = re.compile(r"<search>(.*?)</search>", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# Any spelling of a protocol tag (case, inner spaces), so that none slips into a payload.
+_TAG = re.compile(r"<\s*/?\s*(search|answer|information|think)\s*>", re.IGNORECASE)
+# A longer query is reasoning pasted into the search box, not a query (QA queries run to
+# tens of characters): an invalid action, not a prompt for the retriever or the simulator
+# to choke on. Counted in characters, so parsing needs no tokenizer.
+MAX_QUERY_CHARS = 512
 
 
 @dataclass(frozen=True)
@@ -77,14 +82,26 @@ class Generator(Protocol):
 
 
 def parse_action(text: str) -> tuple[str, str]:
-    """('answer', text) | ('search', query) | ('invalid', ''), by the turn's last tag."""
-    answer = next(reversed(list(_ANSWER.finditer(text))), None)
-    search = next(reversed(list(_SEARCH.finditer(text))), None)
-    if answer and (not search or answer.end() >= search.end()):
-        return "answer", answer.group(1).strip()
-    if search and search.group(1).strip():
-        return "search", search.group(1).strip()
-    return "invalid", ""
+    """('search', query) | ('answer', answer) | ('invalid', '') for one turn's text.
+
+    A turn stops at its first ``</search>`` or ``</answer>``, so a well-formed turn holds
+    exactly one ``<search>``/``<answer>`` pair, after free text or ``<think>`` blocks if
+    any. Anything else is invalid: a second action tag (nested, unclosed, a search inside
+    an answer or the reverse), mismatched tags, any protocol tag inside the payload, a blank
+    payload or a query longer than MAX_QUERY_CHARS.
+    """
+    actions = [m for m in _TAG.finditer(text) if m.group(1).lower() in ("search", "answer")]
+    if len(actions) != 2:
+        return "invalid", ""
+    opening, closing = actions
+    kind = opening.group(1).lower()
+    if (opening.group(0), closing.group(0)) != (f"<{kind}>", f"</{kind}>"):
+        return "invalid", ""
+    payload = text[opening.end():closing.start()].strip()
+    too_long = kind == "search" and len(payload) > MAX_QUERY_CHARS
+    if not payload or too_long or _TAG.search(payload):
+        return "invalid", ""
+    return kind, payload
 
 
 def format_observation(result: SearchResult) -> str:

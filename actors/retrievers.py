@@ -2,7 +2,7 @@
 
 Both answer ``await retrieve(query, topk) -> [(title, text)]`` and raise on failure (the
 retry and the failure record live in ``actors.search``). Corpus contents follow Search-R1:
-``"\\"Title\\"\\ntext"``.
+``"\\"Title\\"\\ntext"``; ``check_corpus`` checks a corpus file cheaply before a run.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Iterator
 
 
 def split_contents(contents: str) -> tuple[str, str]:
@@ -18,21 +19,53 @@ def split_contents(contents: str) -> tuple[str, str]:
     return title.strip().strip('"'), text.strip()
 
 
-def load_corpus(path: str | Path) -> list[tuple[str, str]]:
-    """(title, text) per line of a Search-R1 jsonl corpus; a bad line names file and line."""
-    docs = []
+class CorpusError(ValueError):
+    pass
+
+
+def iter_corpus(path: str | Path) -> Iterator[tuple[str, str]]:
+    """(title, text) per line of a Search-R1 jsonl corpus, read lazily.
+
+    A line that is not JSON, has no ``contents`` string or holds an empty document (no
+    title, no text) is a CorpusError naming the file and the 1-based line. Blank lines
+    (a trailing newline) are skipped.
+    """
     with open(path) as f:
         for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                docs.append(split_contents(json.loads(line)["contents"]))
-            except (ValueError, KeyError, TypeError, AttributeError) as err:
-                raise ValueError(f"{path}: line {number}: not a corpus row with a "
-                                 f"'contents' string ({err})") from None
+            if line.strip():
+                yield _corpus_document(f"{path}: line {number}", line)
+
+
+def _corpus_document(where: str, line: str) -> tuple[str, str]:
+    try:
+        row = json.loads(line)
+    except ValueError as err:
+        raise CorpusError(f"{where}: not JSON ({err})") from None
+    contents = row.get("contents") if isinstance(row, dict) else None
+    if not isinstance(contents, str):
+        raise CorpusError(f"{where}: not a corpus row with a 'contents' string: "
+                          f"{line.strip()[:80]!r}")
+    title, text = split_contents(contents)
+    if not (title or text):
+        raise CorpusError(f"{where}: empty document")
+    return title, text
+
+
+def load_corpus(path: str | Path) -> list[tuple[str, str]]:
+    """Every (title, text) of a Search-R1 jsonl corpus; see iter_corpus for the errors."""
+    docs = list(iter_corpus(path))
     if not docs:
-        raise ValueError(f"{path}: the corpus is empty")
+        raise CorpusError(f"{path}: the corpus is empty")
     return docs
+
+
+def check_corpus(path: str | Path) -> int:
+    """The number of documents of a corpus, checked line by line without keeping them (a
+    driver's check before anything starts); CorpusError as load_corpus."""
+    count = sum(1 for _ in iter_corpus(path))
+    if not count:
+        raise CorpusError(f"{path}: the corpus is empty")
+    return count
 
 
 class Bm25Retriever:

@@ -2,8 +2,8 @@
 
 Pure functions of strings. The answer is what the policy wrote in its last
 ``<answer>...</answer>`` (the episode loop records it from the policy's own turn, so tags
-quoted in observations never count). A response without an answer scores 0 and nothing
-here raises on any input.
+quoted in observations never count). A response without an answer, or with a blank one,
+scores 0 and nothing here raises on any input.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ def normalize_answer(text: str) -> str:
 
 
 def exact_match(prediction: str | None, golds: list[str]) -> float:
-    if prediction is None:
-        return 0.0
-    pred = normalize_answer(prediction)
-    return float(any(pred == normalize_answer(g) for g in golds))
+    """1.0 when the normalised prediction equals a normalised gold answer. A prediction
+    that normalises to nothing ("", " ", "the") is no answer: it never matches, not even
+    a blank gold answer."""
+    pred = normalize_answer(prediction or "")
+    return float(bool(pred) and any(pred == normalize_answer(g) for g in golds))
 
 
 def f1_score(prediction: str | None, golds: list[str]) -> float:
@@ -112,7 +113,7 @@ def score(kind: str, answer: str | None, response: str, golds: list[str]) -> flo
 
 
 def _search_r1(answer: str | None, response: str, golds: list[str]) -> float:
-    if answer is None:
+    if not normalize_answer(answer or ""):  # no answer, or a blank one
         return 0.0
     retrieved = " ".join(m.group(0) for m in _INFORMATION.finditer(response))
     correct, valid = exact_match(answer, golds) == 1.0, is_valid_format(response)

@@ -21,8 +21,8 @@ import time
 import traceback
 
 from actors.dataset import load_questions, question_for
-from actors.engine import (Unhealthy, check_engine, generate, sampling_params, start_engine,
-                           stream_turn)
+from actors.engine import (CallTimeout, Unhealthy, check_engine, generate, sampling_params,
+                           start_engine, stream_turn, within)
 from actors.episode import STOP_STRINGS, Limits, Question, TurnOutput, run_episode
 from actors.rewards import exact_match, score
 from actors.search import BackendContext, make_backend
@@ -169,10 +169,10 @@ class RolloutWorker:
                 version = self.version
                 self.busy.enter()
                 try:
-                    part = await stream_turn(self.engine, token_ids + part_ids,
-                                             max_tokens - len(part_ids), temperature,
-                                             stop or STOP_STRINGS, self.inflight,
-                                             self._count_tokens)
+                    part = await self._bounded(stream_turn(
+                        self.engine, token_ids + part_ids, max_tokens - len(part_ids),
+                        temperature, stop or STOP_STRINGS, self.inflight,
+                        self._count_tokens), "a turn's sampling")
                 finally:
                     self.busy.leave()
             part_ids += part.token_ids
@@ -194,7 +194,9 @@ class RolloutWorker:
         started = 0
         while not self.stopping and not self._broken():  # a broken worker is replaced
             await self.slots.acquire()
-            ticket = await self.queue.admit.remote(self.worker_id, self.admit_timeout_s)
+            ticket = await self._bounded(
+                self.queue.admit.remote(self.worker_id, self.admit_timeout_s),
+                "an admission by the queue", self.admit_timeout_s)
             if ticket is None:
                 self.slots.release()
                 continue
@@ -224,7 +226,7 @@ class RolloutWorker:
         finally:
             self.slots.release()
         if group is not None:
-            await self._deliver(ticket, group)
+            await self._deliver(ticket, q, group)
 
     def _broken(self) -> bool:
         """A dead engine, or groups failing here one after another (a fault of this
@@ -257,15 +259,21 @@ class RolloutWorker:
               f"on {self.worker_id}; it goes back to the queue\n{traceback.format_exc()}",
               flush=True)
         try:
-            await self.queue.fail.remote(ticket, self.worker_id, question,
-                                         f"{type(err).__name__}: {err}"[:500])
+            await self._bounded(self.queue.fail.remote(
+                ticket, self.worker_id, question, f"{type(err).__name__}: {err}"[:500]),
+                "giving a group back to the queue")
         except Exception as queue_err:  # the queue is gone: the driver rebuilds the system
             print(f"simsearch: {self.worker_id} could not give group {ticket.index} back: "
                   f"{type(queue_err).__name__}", flush=True)
 
-    async def _deliver(self, ticket, group: list[Trajectory]) -> None:
+    async def _deliver(self, ticket, q: Question, group: list[Trajectory]) -> None:
         try:
-            accepted = await self.queue.put.remote(ticket, group, self.worker_id)
+            accepted = await self._bounded(self.queue.put.remote(ticket, group, self.worker_id),
+                                           "a put to the queue")
+        except CallTimeout as err:  # given back; a put that landed meanwhile keeps its lease
+            self.failed_in_row += 1
+            await self._give_back(ticket, q, err)
+            return
         except Exception as queue_err:  # the queue is gone: the driver rebuilds the system
             print(f"simsearch: {self.worker_id} could not deliver group {ticket.index}: "
                   f"{type(queue_err).__name__}", flush=True)
@@ -301,8 +309,10 @@ class RolloutWorker:
         start = time.monotonic()
 
         async def update():
-            await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
-            await self.engine.reset_prefix_cache()  # cached prefixes hold the old weights' KV
+            await self._bounded(self.engine.collective_rpc(
+                "reload_weights", kwargs={"weights_path": path}), "a weight load")
+            # cached prefixes hold the old weights' KV
+            await self._bounded(self.engine.reset_prefix_cache(), "a prefix cache reset")
             self.version = version
 
         await self.lock.write(update, self._interrupt())
@@ -346,7 +356,7 @@ class RolloutWorker:
 
     async def _abort_inflight(self) -> None:
         if self.inflight:
-            await self.engine.abort(list(self.inflight))
+            await self._bounded(self.engine.abort(list(self.inflight)), "an abort")
 
     def set_noise_probability(self, p: float) -> None:
         self.search.noise_probability = p
@@ -361,13 +371,15 @@ class RolloutWorker:
         return stats
 
     async def export_weights(self) -> list[dict]:
-        return await self.engine.collective_rpc("export_weights")
+        return await self._bounded(self.engine.collective_rpc("export_weights"),
+                                   "a weight export")
 
     async def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
         """The engine's logprob of each token given those before it (0.0 for the first)."""
         params = sampling_params(1, 1.0, prompt_logprobs=True)
         async with self.lock:
-            out = await generate(self.engine, token_ids, params, whole=True)
+            out = await self._bounded(generate(self.engine, token_ids, params, whole=True),
+                                      "a prompt's scoring")
         return [0.0] + [step[tok].logprob for tok, step in
                         zip(token_ids[1:], out.prompt_logprobs[1:])]
 
@@ -382,3 +394,8 @@ class RolloutWorker:
 
     def stop(self) -> None:
         self.stopping = True
+
+    async def _bounded(self, awaitable, what: str, extra_s: float = 0.0):
+        """An engine or queue call within rollout.call_timeout_s (plus extra_s, what the
+        call itself may wait), else CallTimeout: the caller's group is played again."""
+        return await within(awaitable, self.conf.call_timeout_s + extra_s, what)

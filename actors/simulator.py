@@ -11,7 +11,9 @@ return ``{"docs": [str], "tokens": int}`` and raise on failure.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from urllib.parse import urlsplit
 
 from actors.engine import check_engine, generate, sampling_params, start_engine
 from actors.simulator_prompt import parse_documents, request_prompt
@@ -40,6 +42,14 @@ class SimulatorServer:
         sample a token in time, is unhealthy, and Serve replaces it."""
         await check_engine(self.engine, HEALTH_PROBE_S)
 
+    def __del__(self):
+        """Serve's shutdown hook (called when Serve stops the replica): shut the engine
+        down and drop it now, rather than leave it to interpreter teardown, where vLLM's
+        own AsyncLLM.__del__ fails on module globals already cleared."""
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.shutdown()
+
 
 def pool_writer(handle):
     async def write(query: str, question: str, answers: list[str], noisy: bool,
@@ -49,13 +59,42 @@ def pool_writer(handle):
     return write
 
 
+def check_key_transport(base_url: str, key_is_set: bool) -> None:
+    """Refuse to send an API key in clear text: with a key, base_url must be https, or
+    http to a loopback host (a server on this machine). Raises ValueError naming the
+    config keys; never sees the key itself."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("search.openai.base_url must be an http(s) URL, not "
+                         f"{parts.scheme or 'no scheme'}://{parts.hostname or ''}")
+    if not key_is_set or parts.scheme == "https" or _is_loopback(parts.hostname or ""):
+        return
+    raise ValueError(
+        f"search.openai.base_url (http://{parts.hostname}/...) is plain http to a host "
+        "that is not this machine, so the API key in the variable named by "
+        "search.openai.api_key_env would cross the network unencrypted: use https, or "
+        "unset that variable")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only its DNS knows where it points
+        return False
+
+
 class OpenAIWriter:
-    """The simulator prompt sent to ``{base_url}/chat/completions``."""
+    """The simulator prompt sent to ``{base_url}/chat/completions``. The API key is read
+    from the environment at each request and lives nowhere else (not in the config, so not
+    in W&B or the run folder); it is only sent encrypted or to this machine."""
 
     def __init__(self, conf: OpenAIConf, simulator: SimulatorConf):
         if not conf.base_url or not conf.model:
             raise ValueError("search.openai.base_url and search.openai.model must be set "
                              "for search.backend=openai")
+        check_key_transport(conf.base_url, bool(os.environ.get(conf.api_key_env)))
         self.conf, self.simulator = conf, simulator
         self.session = None  # created inside the event loop that uses it
 
@@ -71,6 +110,7 @@ class OpenAIWriter:
                 "messages": [{"role": "user", "content": request_prompt(
                     sim, query, question, answers, noisy, num_docs)}]}
         key = os.environ.get(self.conf.api_key_env, "")
+        check_key_transport(self.conf.base_url, bool(key))  # it may be set after __init__
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         url = self.conf.base_url.rstrip("/") + "/chat/completions"
         async with self.session.post(url, json=body, headers=headers) as response:

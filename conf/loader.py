@@ -8,9 +8,10 @@ or outside its choices names the range or the choices.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from conf.schema import Config
@@ -24,10 +25,8 @@ class ConfigError(ValueError):
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     schema = OmegaConf.structured(Config)
-    layers = []
+    layers = [] if path is None else [read_yaml(path)]
     try:
-        if path is not None:
-            layers.append(OmegaConf.load(path))
         if overrides:
             _check_override_syntax(overrides)
             layers.append(OmegaConf.from_dotlist(list(overrides)))
@@ -38,11 +37,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(_type_message(err)) from None
     config: Config = OmegaConf.to_object(merged)
     check_ranges(config)
-    if config.learner.mini_batches > config.trainer.groups_per_step:
-        raise ConfigError(f"bad value for config key 'learner.mini_batches': "
-                          f"{config.learner.mini_batches}; allowed range: [1, "
-                          f"trainer.groups_per_step={config.trainer.groups_per_step}]")
+    check_limits(config)
     return config
+
+
+def read_yaml(path: str | Path):
+    """The file's YAML mapping; a missing or unreadable file, a syntax error (with its line
+    and column) or a top level that is not a mapping is a one-line ConfigError."""
+    import yaml
+
+    try:
+        layer = OmegaConf.load(path)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError(f"{path}: {where}: YAML syntax error: {err.problem}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the config file: "
+                          f"{type(err).__name__}: {err}".splitlines()[0]) from None
+    if not isinstance(layer, DictConfig):
+        raise ConfigError(f"{path}: the config file must be a mapping of sections "
+                          f"(rollout:, learner:, ...), not a {type(layer).__name__}")
+    return layer
 
 
 def _check_override_syntax(overrides: list[str]) -> None:
@@ -86,12 +102,34 @@ def check_ranges(node, prefix: str = "") -> None:
         if choices and value not in choices:
             raise ConfigError(f"bad value for config key '{key}': {value!r}; "
                               f"allowed: {', '.join(choices)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"bad value for config key '{key}': {value!r}; "
+                              f"a finite number is needed")
         low, high = f.metadata.get("min"), f.metadata.get("max")
         if (low is not None and value < low) or (high is not None and value > high):
             raise ConfigError(f"bad value for config key '{key}': {value!r}; "
                               f"allowed range: [{low}, {high}]")
-    if prefix == "simulator.autoscaling." and node.min_replicas > node.max_replicas:
-        raise ConfigError("simulator.autoscaling.min_replicas must be <= max_replicas")
+
+
+def check_limits(config: Config) -> None:
+    """Limits one key sets on another: each (key, value, upper bound, what the bound is)."""
+    episode, sim = config.rollout.episode, config.simulator
+    limits = [
+        ("learner.mini_batches", config.learner.mini_batches,
+         config.trainer.groups_per_step, "trainer.groups_per_step"),
+        ("simulator.autoscaling.min_replicas", sim.autoscaling.min_replicas,
+         sim.autoscaling.max_replicas, "simulator.autoscaling.max_replicas"),
+        ("rollout.episode.max_context_tokens", episode.max_context_tokens,
+         config.rollout.engine.max_model_len, "rollout.engine.max_model_len"),
+        ("rollout.episode.max_turn_tokens", episode.max_turn_tokens,
+         episode.max_context_tokens - 1, "rollout.episode.max_context_tokens - 1"),
+        ("simulator.max_tokens", sim.max_tokens, sim.engine.max_model_len - 1,
+         "simulator.engine.max_model_len - 1"),
+    ]
+    for key, value, high, what in limits:
+        if value > high:
+            raise ConfigError(f"bad value for config key '{key}': {value!r}; allowed "
+                              f"range: [.., {what}={high!r}]")
 
 
 def shipped_configs() -> list[Path]:

@@ -104,6 +104,10 @@ class RolloutConf:
     """Period of the driver's health check of every rollout engine (a one-token probe, as
     slime's 10 s): a worker whose engine has died is replaced at once, one that misses three
     checks in a row too."""
+    call_timeout_s: float = bounded(600.0, 1.0, 1e6)
+    """Longest wait for one engine call of a worker (one turn's sampling, a weight load)
+    or one call it makes to the queue; a call that takes longer is an error: its group is
+    played again, and a worker whose groups keep failing is replaced."""
     max_restarts: int = bounded(32, 0, 1 << 20)
     """Rollout workers that may be replaced over the whole run (dead actor, dead or hung
     engine); one more stops the run. 0 = a lost worker stops the run."""
@@ -168,6 +172,9 @@ class SimulatorConf:
     """Custom Ray resource a replica needs one unit of, so replicas land only on nodes that
     offer it and the cluster autoscaler adds or removes simulator nodes on its own; empty =
     no custom resource. An embedded local cluster offers max_replicas units."""
+    start_timeout_s: float = bounded(900.0, 1.0, 1e6)
+    """Longest wait for the pool's first replicas to start (nodes to be added, engines to
+    load); then the run stops, saying what the pool is waiting for."""
     autoscaling: AutoscalingConf = field(default_factory=AutoscalingConf)
     """Ray Serve autoscaling of the simulator pool."""
     engine: EngineConf = field(default_factory=EngineConf)
@@ -237,7 +244,22 @@ class ServeConf:
     max_queries: int = bounded(1024, 1, 1 << 20)
     """Most queries one request may carry; more is refused with 413."""
     max_body_bytes: int = bounded(1 << 20, 64, 1 << 30)
-    """Largest request body accepted; larger is refused with 413."""
+    """Largest request body accepted; larger is refused with 413 as soon as the bytes
+    read pass it (a chunked body too), so an oversized body is never read to its end."""
+    max_query_chars: int = bounded(256, 1, 1 << 20)
+    """Longest query, in characters; longer is refused with 400. The prompt must fit the
+    simulator's context: a character can take up to 4 tokens (one per UTF-8 byte), so
+    4 x this + the prompt + simulator.max_tokens should stay within
+    simulator.engine.max_model_len (serve-simulator warns at start when it does not)."""
+    max_pending_queries: int = bounded(128, 1, 1 << 24)
+    """Most queries in flight at the pool (admitted, not yet answered); a request that
+    would go beyond is refused at once with 503 and a Retry-After header, not queued, so
+    a burst cannot grow latency or memory without bound. A request with more queries
+    than this is admitted only when none is in flight. The default is what the tiny
+    pool's one replica takes at once (4 x simulator.autoscaling.target_ongoing_requests);
+    more only waits in Serve's queue, and the waiting slows the pool on a small host;
+    raise it with the pool's replicas. Kept by the one RetrieveAPI replica, so it bounds
+    the whole server."""
 
 
 @dataclass

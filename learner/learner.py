@@ -128,8 +128,10 @@ class Learner:
         if saved["world_size"] != self.world_size:
             raise ValueError(f"{path} was saved by {saved['world_size']} learner ranks; "
                              f"resume with learner.num_workers={saved['world_size']}")
+        # weights_only: a checkpoint is data, never code. AdamW's state is tensors and
+        # numbers (DTensors under FSDP2, which torch.distributed.tensor allow-lists).
         self.optimizer.load_state_dict(torch.load(path / f"optimizer-rank{self.rank}.pt",
-                                                  map_location=self.device, weights_only=False))
+                                                  map_location=self.device, weights_only=True))
         self.version = saved["version"]
 
     def train_step(self, groups: list[list[Trajectory]]) -> dict[str, float]:

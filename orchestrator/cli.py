@@ -7,7 +7,8 @@
     simsearch serve-simulator [CONFIG.yaml] [section.key=value ...]
 
 A config error stops with the offending key and what it allows, before anything starts
-(exit code 2). A run that cannot go on (a question that keeps failing, restarts used up)
+(exit code 2): the values, the limits keys set on each other, and the files the command
+will read (``orchestrator.preflight``). A run that cannot go on (a question that keeps failing, restarts used up)
 stops with one line saying why (exit code 1). Ctrl-C or SIGTERM stops a command through its
 clean-up; it exits with 130 or 143.
 """
@@ -20,6 +21,7 @@ import sys
 
 from actors.errors import RunStopped
 from conf.loader import ConfigError, load_config
+from orchestrator.preflight import preflight
 from orchestrator.wiring import stopped_by_sigterm
 
 COMMANDS = {
@@ -97,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     path, overrides = _split(ns.args)
     try:
         cfg = load_config(path or _default_config(), overrides)
-    except (ConfigError, FileNotFoundError) as err:
+        preflight(ns.command, cfg)
+    except ConfigError as err:
         print(f"simsearch: config error: {err}", file=sys.stderr)
         return 2
     try:
         RUNNERS[ns.command](cfg)
-    except ConfigError as err:  # a value only the command can check, e.g. a path's contents
+    except ConfigError as err:  # found once a cluster is joined: resources no node offers
         print(f"simsearch: config error: {err}", file=sys.stderr)
         return 2
     except RunStopped as err:

@@ -137,7 +137,7 @@ def _play(cfg: Config, search, episode, policy: str, questions, simulator_path: 
 
     handle, started_ray = None, False
     if search.backend == "simulator":
-        started_ray = wiring.connect_ray(cfg)
+        started_ray = wiring.connect_ray(cfg, ("simulator",))
         handle = wiring.start_simulator(cfg.simulator, simulator_path, cfg.trainer.seed,
                                         app_name=EVAL_APP)
 

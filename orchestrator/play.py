@@ -42,19 +42,28 @@ async def play_questions(engine_conf: EngineConf, episode: EpisodeConf, policy_p
     """`samples` episodes per question; make_search(generator, encode) gives the backend."""
     from actors.engine import start_engine
 
+    keys = [(q, f"q{q.index}/s{s}") for q in questions for s in range(samples)]
     engine = start_engine(engine_conf, policy_path, seed)
     try:
-        tokenizer = engine.get_tokenizer()
-        encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
-        policy = EngineGenerator(engine, episode.temperature)
-        search = make_search(policy, encode)
-        keys = [(q, f"q{q.index}/s{s}") for q in questions for s in range(samples)]
-        try:
-            trajs = await asyncio.gather(*[run_episode(
-                encode(q.prompt), q, policy, search, encode, Limits.of(episode), key)
-                for q, key in keys])
-        finally:
-            await search.close()
+        trajs = await _play_on(engine, episode, keys, make_search)
     finally:
         engine.shutdown()
+        # This frame outlives the call (it stays referenced until the interpreter exits),
+        # so it must not hold the engine: one freed at interpreter teardown runs vLLM's
+        # AsyncLLM.__del__ after its module globals are gone ("Exception ignored in").
+        del engine
     return [Played(q, key, t) for (q, key), t in zip(keys, trajs)]
+
+
+async def _play_on(engine, episode: EpisodeConf, keys: list[tuple[Question, str]],
+                   make_search: Callable) -> list[Trajectory]:
+    tokenizer = engine.get_tokenizer()
+    encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
+    policy = EngineGenerator(engine, episode.temperature)
+    search = make_search(policy, encode)
+    try:
+        return await asyncio.gather(*[run_episode(
+            encode(q.prompt), q, policy, search, encode, Limits.of(episode), key)
+            for q, key in keys])
+    finally:
+        await search.close()

@@ -2,7 +2,8 @@
 
 Deploys one Serve application: the ``RetrieveAPI`` ingress at ``POST /retrieve`` (bound
 to ``serve.host``, 127.0.0.1 by default) in front of the autoscaled simulator pool, then
-waits for Ctrl-C or SIGTERM and takes the application down.
+waits for Ctrl-C or SIGTERM and takes the application down. The ingress runs as one
+replica, so its bound on queries in flight (serve.max_pending_queries) is the server's.
 """
 
 from __future__ import annotations
@@ -23,16 +24,36 @@ def deploy_retrieve_api(cfg: Config, model_path: str, ready_timeout_s: float = 6
     from ray import serve
 
     from actors.retrieve_api import RetrieveAPI
-    from orchestrator.wiring import simulator_app
+    from orchestrator.wiring import simulator_app, wait_for_app
 
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     api = serve.deployment(RetrieveAPI, name="RetrieveAPI", num_replicas=1,
                            max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
     pool = simulator_app(cfg.simulator, model_path, cfg.trainer.seed)
-    serve.run(api.bind(pool, cfg.serve, cfg.search), name=API_APP, route_prefix="/")
+    # deployed without serve.run's unbounded wait (see wiring.start_simulator)
+    serve._run(api.bind(pool, cfg.serve, cfg.search), _blocking=False, name=API_APP,
+               route_prefix="/")
+    wait_for_app(API_APP, cfg.simulator.start_timeout_s, "simulator.start_timeout_s")
     url = f"http://{cfg.serve.host}:{cfg.serve.port}/retrieve"
     _wait_until_listening(url, ready_timeout_s)
     return url
+
+
+def context_warning(cfg: Config) -> str:
+    """A warning when a query of serve.max_query_chars characters may make a prompt longer
+    than the simulator's context (the engine would refuse it, a 503), else "". UTF-8
+    bytes bound a byte-level BPE's token count from above."""
+    from actors.retrieve_api import MAX_TOPK
+    from actors.simulator_prompt import request_prompt
+
+    prompt = request_prompt(cfg.simulator, "", "", [], False, MAX_TOPK)
+    worst = len(prompt.encode()) + 4 * cfg.serve.max_query_chars + cfg.simulator.max_tokens
+    if worst <= cfg.simulator.engine.max_model_len:
+        return ""
+    return (f"warning: a query of serve.max_query_chars={cfg.serve.max_query_chars} "
+            f"characters may make a prompt of up to {worst} tokens with the output, over "
+            f"simulator.engine.max_model_len={cfg.simulator.engine.max_model_len}; such "
+            f"requests would get a 503")
 
 
 def _wait_until_listening(url: str, timeout_s: float) -> None:
@@ -60,7 +81,10 @@ def serve_simulator(cfg: Config) -> None:
     from orchestrator import wiring
 
     assets = wiring.resolve_assets(cfg)
-    started_ray = wiring.connect_ray(cfg)
+    warning = context_warning(cfg)
+    if warning:
+        print(warning, flush=True)
+    started_ray = wiring.connect_ray(cfg, ("simulator",))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -263,6 +263,7 @@ async def controllability(sim: SimulatorConf, model_path: str, questions: list[Q
         noisy = await asyncio.gather(*[docs(q, True) for q in questions])
     finally:
         engine.shutdown()
+        del engine  # not left for interpreter teardown (see orchestrator.play)
     result = {}
     for mode, per_question in (("useful", useful), ("noisy", noisy)):
         hits = [contains_answer(split_title(d)[1], q.answers)

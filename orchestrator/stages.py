@@ -10,10 +10,10 @@
     sft          the simulator SFT for useful/noisy control (``simsearch sft-simulator``)
 
 A stage's folder is ``<world.cache_dir>/<stage>-<hash>``, the hash taken over the stage's
-settings and the folders of the stages it reads, so a rerun finds a stage already built
-and skips it, and a changed setting rebuilds that stage and those after it. Stages build
-under a file lock (concurrent runs build once) and count as built only once their
-``DONE`` file exists.
+settings and the names of the stage folders it reads (not where the cache lies), so a
+rerun finds a stage already built and skips it, and a changed setting rebuilds that stage
+and those after it. Stages build under a file lock (concurrent runs build once) and count
+as built only once their ``DONE`` file exists.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def pretrain_stage(world: WorldConf, built: Path | None = None, quiet: bool = Fa
         pretrain(built / "tokenizer", out / "simulator", corpus_examples(corpus, set()),
                  world.pretrain_steps, world.seed + 2)
 
-    depends = {"world": str(built), "steps": world.pretrain_steps}
+    depends = {"world": built.name, "steps": world.pretrain_steps}
     return cached_stage(world.cache_dir, "pretrain", depends, build, quiet)
 
 
@@ -115,7 +115,7 @@ def warm_start_stage(world: WorldConf, self_search: bool = False) -> Path:
         warm_start(bases / "policy", out, out / "demo", world.warm_start_steps, self_search,
                    world.seed)
 
-    depends = {"pretrain": str(bases), "steps": world.warm_start_steps,
+    depends = {"pretrain": bases.name, "steps": world.warm_start_steps,
                "people": world.warm_start_people, "self_search": self_search}
     return cached_stage(world.cache_dir, "warm-start", depends, build)
 
@@ -138,7 +138,8 @@ def simulator_sft_stage(cfg: Config, tiny: TinyPaths) -> Path:
     def build(out: Path) -> None:
         sft_simulator(replace(run_cfg, sft=replace(run_cfg.sft, output_dir=str(out))))
 
-    depends = {"policy": str(tiny.policy), "simulator": str(tiny.simulator),
+    depends = {"policy": tiny.policy.name,
+               "simulator": f"{tiny.simulator.parent.name}/{tiny.simulator.name}",
                "sft": asdict(run_cfg.sft), "episode": asdict(cfg.rollout.episode),
                "doc_words": cfg.simulator.doc_words, "seed": cfg.trainer.seed,
                "with_question": cfg.simulator.with_question}

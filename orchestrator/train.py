@@ -56,9 +56,9 @@ def train(cfg: Config, run_dir: Path | None = None,
                      group_mapping(cfg, assets.train_path), after_step)
     if resume is not None:
         check_mapping(resume, state.mapping)
+    started_ray = wiring.connect_ray(cfg, wiring.roles(cfg))  # first: it checks the cluster
     run_dir = run_dir or in_place or make_run_dir(cfg.trainer.run_dir)
     keep = (resume.step if resume else -1) if run_dir == in_place else None
-    started_ray = wiring.connect_ray(cfg)
     logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg), keep)
     try:
         last = run_with_restarts(cfg, assets, logger, resume, state)

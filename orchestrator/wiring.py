@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from actors.errors import RunStopped
 from conf.schema import Config, LearnerConf, SearchConf, SimulatorConf
 
 SIMULATOR_APP = "simulator"
@@ -88,16 +90,24 @@ def embedded_resources(cfg: Config) -> dict[str, float]:
     return offered
 
 
-def connect_ray(cfg: Config) -> bool:
-    """Join trainer.ray_address or RAY_ADDRESS; otherwise start a local cluster offering
+def connect_ray(cfg: Config, roles: tuple[str, ...]) -> bool:
+    """Join trainer.ray_address or RAY_ADDRESS, checking that its nodes can place the
+    actors of `roles` (preflight.check_cluster); otherwise start a local cluster offering
     the custom resources of embedded_resources. True if this call started it."""
     import ray
+
+    from orchestrator.preflight import check_cluster
 
     address = cfg.trainer.ray_address or os.environ.get("RAY_ADDRESS", "")
     if ray.is_initialized():
         return False
     if address:
         ray.init(address=address, log_to_driver=True)
+        try:
+            check_cluster(cfg, roles)
+        except BaseException:
+            ray.shutdown()
+            raise
     else:
         ray.init(include_dashboard=False, log_to_driver=True,
                  resources=embedded_resources(cfg))
@@ -176,7 +186,45 @@ def start_simulator(sim: SimulatorConf, model_path: str, seed: int,
     from ray import serve
 
     serve.start(proxy_location="Disabled")
-    return serve.run(simulator_app(sim, model_path, seed), name=app_name, route_prefix=None)
+    # serve.run waits without a bound for the replicas (for nodes that may never come);
+    # its non-blocking form deploys, and the wait below is bounded by start_timeout_s
+    serve._run(simulator_app(sim, model_path, seed), _blocking=False, name=app_name,
+               route_prefix=None)
+    needs = actor_options(sim.num_cpus, sim.num_gpus, sim.resource)
+    wait_for_app(app_name, sim.start_timeout_s, "simulator.start_timeout_s",
+                 f"a replica needs {needs}; the cluster has {offered_resources()}")
+    return serve.get_app_handle(app_name)
+
+
+def offered_resources() -> dict[str, float]:
+    """The cluster's CPUs, GPUs and custom resources (not memory or node ids)."""
+    import ray
+
+    return {name: amount for name, amount in ray.cluster_resources().items()
+            if not name.startswith("node:") and "memory" not in name}
+
+
+def wait_for_app(app_name: str, timeout_s: float, key: str, hint: str = "") -> None:
+    """Return once the Serve app runs; RunStopped naming what it waits for (Serve's own
+    account: replicas not scheduled for lack of resources, an engine still loading) when
+    timeout_s passes, or why it failed."""
+    from ray import serve
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        app = serve.status().applications.get(app_name)
+        status = getattr(app, "status", "")
+        if status == "RUNNING":
+            return
+        if status == "DEPLOY_FAILED" or time.monotonic() > deadline:
+            waiting = "; ".join(filter(None, [getattr(app, "message", "")] + [
+                f"{name}: {getattr(d.status, 'value', d.status)} {d.message}".strip()
+                for name, d in (getattr(app, "deployments", None) or {}).items()]))
+            what = ("failed to start" if status == "DEPLOY_FAILED" else
+                    f"did not start within {key}={timeout_s:g} s")
+            raise RunStopped(f"the Serve app '{app_name}' {what}: {waiting or status}"
+                             + (f"; {hint}" if hint else ""))
+        time.sleep(1.0)
 
 
 def simulator_replicas(app_name: str = SIMULATOR_APP) -> int:
@@ -269,6 +317,11 @@ def uses_simulator(cfg: Config) -> bool:
     """Whether training (or its periodic evaluation) searches the simulator pool."""
     return "simulator" in (cfg.search.backend,
                            cfg.eval.search.backend if cfg.eval.every else "")
+
+
+def roles(cfg: Config) -> tuple[str, ...]:
+    """The kinds of actor a training run places."""
+    return ("rollout", "learner") + (("simulator",) if uses_simulator(cfg) else ())
 
 
 def worker_spawner(cfg: Config, assets: Assets, queue, simulator, nccl: bool) -> Callable:

@@ -73,7 +73,7 @@ def main(gcs_address: str, run_dir: str) -> dict:
         "simulator.autoscaling.target_ongoing_requests=1",
         "simulator.autoscaling.upscale_delay_s=0.5",
         "simulator.autoscaling.downscale_delay_s=2"])
-    wiring.connect_ray(cfg)
+    wiring.connect_ray(cfg, wiring.roles(cfg))
     assets = wiring.resolve_assets(cfg)
     system = wiring.start_system(cfg, assets, Path(run_dir))
     actors = {"learner": system.learner, "policy": system.workers[0]}

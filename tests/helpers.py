@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 
 
 def free_port() -> int:
@@ -22,3 +26,37 @@ def wait_until(condition, timeout_s: float, what: str, every_s: float = 0.5):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(every_s)
+
+
+def answers(url: str) -> bool:
+    """Whether a GET of url gets any 2xx reply."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def vllm_openai_server(model: str, log_path, extra: tuple[str, ...] = ()):
+    """vLLM's own OpenAI-compatible server (served name "tiny-sim") on a free port of
+    127.0.0.1; yields its /v1 URL once it answers /health."""
+    port = free_port()
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_OMP_THREADS_BIND="nobind")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+             "--served-model-name", "tiny-sim", "--host", "127.0.0.1", "--port", str(port),
+             "--dtype", "float32", "--max-model-len", "1024", "--enforce-eager", *extra],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: answers(base + "/health") or proc.poll() is not None, 300,
+                       "the vLLM OpenAI server")
+            assert proc.poll() is None, f"the server exited; see {log_path}"
+            yield base + "/v1"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)

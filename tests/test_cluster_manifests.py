@@ -142,3 +142,91 @@ def test_an_embedded_cluster_offers_each_roles_resource_for_all_its_actors(recip
 
     offered = embedded_resources(load_config(recipe))
     assert offered == {role.resource: role.actors for role in roles(recipe)}
+
+
+# Closed by default: the job API runs any code, so no layout offers it on a public address
+# or without Ray's token, and the README runbook reaches it the way the manifests allow.
+
+DASHBOARD_PORT = 8265
+
+
+def flag_value(command: str, flag: str) -> str | None:
+    for word in command.split():
+        if word.startswith(f"{flag}="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def container_env(container: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def runbook() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme[readme.index("## Run on a cluster"):readme.index("## Data formats")]
+
+
+def test_the_launcher_keeps_the_dashboard_on_the_heads_loopback_with_token_auth():
+    launcher = load_yaml(CLUSTER / "launcher.yaml")
+    (head_start,) = [c for c in launcher["head_start_ray_commands"] if "ray start" in c]
+    assert "0.0.0.0" not in yaml.safe_dump(launcher)
+    assert flag_value(head_start, "--dashboard-host") == "127.0.0.1"
+    starts = [c for c in launcher["head_start_ray_commands"]
+              + launcher["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2
+    assert all("export RAY_AUTH_MODE=token;" in c for c in starts)
+    # Every node holds the token in Ray's default place, copied from the submitter's own.
+    assert launcher["file_mounts"] == {"~/.ray/auth_token": "~/.ray/auth_token"}
+
+
+def test_the_raycluster_turns_on_token_auth_and_exposes_no_service():
+    spec = load_yaml(CLUSTER / "kuberay" / "raycluster.yaml")["spec"]
+    assert spec["authOptions"] == {"mode": "token"}
+    head = spec["headGroupSpec"]
+    assert head["serviceType"] == "ClusterIP" and head["enableIngress"] is False
+    # The dashboard binds the pod's network (the operator and the RayJob submitter reach it
+    # through the head Service); the NetworkPolicy below is what closes it.
+    assert head["rayStartParams"]["dashboard-host"] == "0.0.0.0"
+
+
+def test_the_networkpolicy_admits_only_the_clusters_pods_and_the_job_api_clients():
+    cluster = load_yaml(CLUSTER / "kuberay" / "raycluster.yaml")["metadata"]["name"]
+    policy = load_yaml(CLUSTER / "kuberay" / "networkpolicy.yaml")
+    assert policy["kind"] == "NetworkPolicy"
+    own_pods = {"matchLabels": {"ray.io/cluster": cluster}}
+    spec = policy["spec"]
+    assert spec["podSelector"] == own_pods and spec["policyTypes"] == ["Ingress"]
+    among_pods, job_api = spec["ingress"]
+    assert among_pods == {"from": [{"podSelector": own_pods}]}
+    assert job_api["ports"] == [{"protocol": "TCP", "port": DASHBOARD_PORT}]
+    assert all("ipBlock" not in peer for rule in spec["ingress"] for peer in rule["from"])
+    submitter_labels = load_yaml(CLUSTER / "kuberay" / "rayjob.yaml")["spec"][
+        "submitterPodTemplate"]["metadata"]["labels"]
+    admitted = [peer["podSelector"]["matchLabels"] for peer in job_api["from"]]
+    assert admitted == [{"app.kubernetes.io/name": "kuberay-operator"}, submitter_labels]
+
+
+def test_the_rayjob_submitter_carries_the_clusters_token():
+    cluster = load_yaml(CLUSTER / "kuberay" / "raycluster.yaml")["metadata"]["name"]
+    job = load_yaml(CLUSTER / "kuberay" / "rayjob.yaml")["spec"]
+    (submitter,) = job["submitterPodTemplate"]["spec"]["containers"]
+    assert "command" not in submitter  # KubeRay writes the `ray job submit` command
+    env = container_env(submitter)
+    assert env["RAY_AUTH_MODE"] == "token"
+    # authOptions keeps the token in a Secret named after the cluster, key auth_token.
+    assert env["RAY_AUTH_TOKEN"] == {"secretKeyRef": {"name": cluster, "key": "auth_token"}}
+
+
+def test_the_runbook_reaches_the_job_api_as_the_manifests_allow():
+    text = runbook()
+    cluster = load_yaml(CLUSTER / "kuberay" / "raycluster.yaml")["metadata"]["name"]
+    address = f"--address http://127.0.0.1:{DASHBOARD_PORT}"
+    assert "ray get-auth-token --generate" in text  # the token launcher.yaml copies out
+    assert "ray dashboard cluster/launcher.yaml" in text
+    assert f"kubectl port-forward svc/{cluster}-head-svc {DASHBOARD_PORT}:{DASHBOARD_PORT}" in text
+    assert "kubectl apply -f cluster/kuberay/raycluster.yaml -f cluster/kuberay/networkpolicy.yaml" in text
+    assert f"kubectl get secret {cluster} -o jsonpath='{{.data.auth_token}}'" in text
+    assert "export RAY_AUTH_MODE=token" in text
+    for verb in ("ray job submit", "ray job logs"):
+        lines = [line for line in text.splitlines() if line.startswith(verb)]
+        assert lines and all(address in line for line in lines)

@@ -3,8 +3,10 @@ engine runs the same loop in the integration test)."""
 
 import asyncio
 
-from actors.episode import (INVALID_ACTION, Limits, Question, TurnOutput, format_observation,
-                            parse_action, run_episode)
+import pytest
+
+from actors.episode import (INVALID_ACTION, MAX_QUERY_CHARS, Limits, Question, TurnOutput,
+                            format_observation, parse_action, run_episode)
 from actors.search import SearchResult
 
 Q = Question(0, "where?", "prompt", ["Paris"], "test")
@@ -73,12 +75,64 @@ def test_masks_exactly_the_observation_spans_and_aligns_logprobs():
     assert "<information>" in traj.response_text and traj.response_text.endswith("</answer>")
 
 
-def test_parse_action():
-    assert parse_action("<think> x </think><search> q </search>") == ("search", "q")
-    assert parse_action("<answer> a </answer>") == ("answer", "a")
-    assert parse_action("<search>  </search>") == ("invalid", "")
-    assert parse_action("<search> q") == ("invalid", "")
-    assert parse_action("nothing") == ("invalid", "")
+@pytest.mark.parametrize("text, expected", [
+    ("<search> q </search>", ("search", "q")),
+    ("<think> x </think><search> q </search>", ("search", "q")),
+    ("Let me look it up. <search>capital of France</search>",
+     ("search", "capital of France")),
+    ("<think> need\nthe city </think>\n<search> where is\nParis </search>",
+     ("search", "where is\nParis")),
+    ("<answer> a </answer>", ("answer", "a")),
+    ("<think> it is Paris </think> <answer> Paris </answer>", ("answer", "Paris")),
+    ("<search> " + "q" * MAX_QUERY_CHARS + " </search>", ("search", "q" * MAX_QUERY_CHARS)),
+    ("<search> C++ <vector> size </search>", ("search", "C++ <vector> size")),  # not ours
+])
+def test_parse_well_formed_action(text, expected):
+    assert parse_action(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "nothing",
+    "",
+    "<search> q",  # unclosed (the turn ran out of tokens)
+    "q </search>",  # closed, never opened
+    "<search>  </search>",  # blank query
+    "<search>\n\t</search>",
+    "<search> " + "q" * (MAX_QUERY_CHARS + 1) + " </search>",  # over-long query
+    "<search><search> q </search>",  # nested
+    "<search> a <search> b </search>",
+    "<search> q </search></search>",
+    "<search> q </answer>",  # mismatched
+    "<answer> a </search>",
+    "<search> q <answer> a </answer> </search>",  # an answer inside a search
+    "<search> q <answer> a </search>",
+    "<answer> <search> q </search> a </answer>",  # a search inside an answer
+    "<answer> a <search> q </search>",
+    "<search> q <information> docs </information> </search>",
+    "<search> q </information> </search>",
+    "<search> <think> q </search>",
+    "<search> q </think> </search>",
+    "<search> <SEARCH> q </search>",  # any spelling of a tag
+    "<search> q < /answer > </search>",
+    "<SEARCH> q </SEARCH>",  # not the protocol's tag
+    "<answer></answer>",  # blank answer
+    "<answer>   </answer>",
+    "<answer><answer> a </answer>",
+    "<answer> <think> a </think> </answer>",
+    "<answer> a <information> </answer>",
+    "<search> q </search> <answer> a </answer>",  # two actions in one turn
+])
+def test_malformed_action_is_invalid(text):
+    assert parse_action(text) == ("invalid", "")
+
+
+def test_malformed_search_gets_the_invalid_action_observation():
+    search = ScriptedSearch()
+    traj = play(ScriptedEngine(["<search><search> q </search>", "<answer></answer>",
+                                "<answer> Paris </answer>"]), search)
+    assert search.queries == [] and traj.search_calls == 0
+    assert traj.response_text.count(INVALID_ACTION) == 2
+    assert (traj.end_reason, traj.answer, traj.turns) == ("answer", "Paris", 3)
 
 
 def test_max_turns():

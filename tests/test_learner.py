@@ -1,6 +1,8 @@
 """One learner step per algorithm on the tiny policy (transformers on CPU, no Ray): every
 parameter changes, and each algorithm reports its own statistics."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -66,6 +68,41 @@ def test_a_checkpoint_restores_model_optimizer_and_version(tiny_assets, tmp_path
     b = resumed.train_step(batch(str(tiny_assets.policy)))
     assert a["learner/loss"] == pytest.approx(b["learner/loss"], abs=1e-6)
     assert torch.equal(learner.weights()["lm_head.weight"], resumed.weights()["lm_head.weight"])
+
+
+def _touch(path: str) -> None:
+    Path(path).touch()
+
+
+class _WritesAFile:
+    """Unpickling it runs code: it creates its path (what a malicious checkpoint would do)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (_touch, (self.path,))
+
+
+def test_resume_loads_the_optimizer_state_as_data_only(tiny_assets, tmp_path):
+    """The optimizer file is read with weights_only=True: one holding a pickled object
+    (here one whose unpickling would create a file) is refused before any code runs."""
+    import pickle
+
+    conf = LearnerConf(micro_batch_size=4)
+    learner = Learner(conf, str(tiny_assets.policy), str(tmp_path / "w"), seed=0)
+    learner.train_step(batch(str(tiny_assets.policy)))
+    learner.save_checkpoint(str(tmp_path / "ckpt"))
+    state = learner.optimizer.state_dict()
+    marker = tmp_path / "code-ran"
+    state["param_groups"][0]["payload"] = _WritesAFile(str(marker))
+    torch.save(state, tmp_path / "ckpt" / "optimizer-rank0.pt")
+    with pytest.raises(pickle.UnpicklingError, match="weights_only"):
+        Learner(conf, str(tiny_assets.policy), str(tmp_path / "w2"), seed=0,
+                resume_dir=str(tmp_path / "ckpt"))
+    assert not marker.exists()
+    torch.load(tmp_path / "ckpt" / "optimizer-rank0.pt", weights_only=False)
+    assert marker.exists()  # the payload was live: a full unpickle runs it
 
 
 def test_publishing_after_a_restart_keeps_the_new_weights(tiny_assets, tmp_path):

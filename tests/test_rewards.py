@@ -80,3 +80,18 @@ def test_search_r1_format_table():
 def test_no_answer_scores_zero_and_never_raises(kind, junk):
     assert score(kind, None, junk, ["Paris"]) == 0.0
     assert score(kind, junk, junk, ["Paris"]) in (0.0, 0.1)  # a junk answer is wrong
+
+
+@pytest.mark.parametrize("kind", ["em", "f1", "ssrl", "search_r1_format"])
+@pytest.mark.parametrize("blank", ["", "   ", "\n"])
+@pytest.mark.parametrize("golds", [[""], ["  "], ["Paris", ""], ["a"]])
+def test_a_blank_answer_never_scores_even_against_a_blank_gold(kind, blank, golds):
+    # ssrl's format term is 0 too: <answer> is an empty tag
+    assert score(kind, blank, f"<think> t </think><answer>{blank}</answer>", golds) == 0.0
+
+
+@pytest.mark.parametrize("answer", ["the", "!?", "a."])
+def test_an_answer_that_normalises_to_nothing_matches_nothing(answer):
+    golds = ["", "an", "Paris"]  # all but Paris normalise to nothing as well
+    assert exact_match(answer, golds) == f1_score(answer, golds) == 0.0
+    assert score("search_r1_format", answer, f"<answer> {answer} </answer>", golds) == 0.0

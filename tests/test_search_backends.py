@@ -4,7 +4,6 @@ its HTTP proxy, real vLLM)."""
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 from actors.episode import Limits
 from actors.search import SearchRequest, make_backend, BackendContext
 from conf.schema import HttpConf, OpenAIConf, SearchConf, SimulatorConf
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, vllm_openai_server, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -128,32 +127,9 @@ def test_bm25_backend_answers_a_batch(tiny_assets):
 @pytest.fixture(scope="module")
 def openai_server(tiny_assets, tmp_path_factory):
     """vLLM's own OpenAI-compatible server with the tiny simulator, as ZeroSearch served."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("openai") / "server.log", "w")
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_OMP_THREADS_BIND="nobind")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model",
-         str(tiny_assets.simulator), "--served-model-name", "tiny-sim", "--host", "127.0.0.1",
-         "--port", str(port), "--dtype", "float32", "--max-model-len", "1024",
-         "--enforce-eager"], stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_until(lambda: _answers(base + "/models") or proc.poll() is not None, 300,
-                   "the vLLM OpenAI server")
-        assert proc.poll() is None, f"the server exited; see {log.name}"
+    log = tmp_path_factory.mktemp("openai") / "server.log"
+    with vllm_openai_server(str(tiny_assets.simulator), log) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def test_openai_backend_answers_a_batch(openai_server):

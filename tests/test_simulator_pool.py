@@ -157,3 +157,19 @@ def _replica_actors(app_name: str) -> list:
     import ray
 
     return [ray.get_actor(name, namespace="serve") for name in _replica_names(app_name)]
+
+
+def test_a_pool_no_node_can_host_stops_at_its_start_bound(ray_cluster, tiny_assets):
+    from ray import serve
+
+    from actors.errors import RunStopped
+
+    conf = SimulatorConf(max_tokens=48, num_cpus=0.1, resource="no-such-node",
+                         start_timeout_s=5.0)
+    try:
+        with pytest.raises(RunStopped, match="did not start within simulator.start_timeout_s"
+                                             "=5 s") as err:
+            start_simulator(conf, str(tiny_assets.simulator), seed=0, app_name="pool-stuck")
+        assert "a replica needs" in str(err.value) and "'no-such-node': 1" in str(err.value)
+    finally:
+        serve.delete("pool-stuck")
