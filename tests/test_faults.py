@@ -228,7 +228,10 @@ def test_the_run_survives_losing_every_simulator_replica(ray_cluster, tiny_asset
     metrics = assert_each_group_trained_once(run_dir, steps, cfg, tiny_assets.data /
                                              "train.parquet")
     assert sum(m["search/failed"] for m in metrics) > 0
-    assert metrics[-1]["search/failed"] == 0 and metrics[-1]["search/queries"] > 0
+    # the pool answers again: the new replica served before step 2 (a step's searches may
+    # all have run in the step before, played ahead within the staleness bound)
+    assert sum(m["search/queries"] for m in metrics[2:]) > 0
+    assert metrics[-1]["search/failed"] == 0
 
 
 def test_a_failed_run_on_a_joined_cluster_leaves_nothing_of_it(tiny_assets, tmp_path):
