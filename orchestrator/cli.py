@@ -8,9 +8,9 @@
 
 A config error stops with the offending key and what it allows, before anything starts
 (exit code 2): the values, the limits keys set on each other, and the files the command
-will read (``orchestrator.preflight``). A run that cannot go on (a question that keeps failing, restarts used up)
-stops with one line saying why (exit code 1). Ctrl-C or SIGTERM stops a command through its
-clean-up; it exits with 130 or 143.
+will read (``orchestrator.preflight``). A run that cannot go on (a question that keeps
+failing, restarts used up) stops with one line saying why (exit code 1). Ctrl-C or SIGTERM
+stops a command through its clean-up; it exits with 130 or 143.
 """
 
 from __future__ import annotations

@@ -24,16 +24,14 @@ def deploy_retrieve_api(cfg: Config, model_path: str, ready_timeout_s: float = 6
     from ray import serve
 
     from actors.retrieve_api import RetrieveAPI
-    from orchestrator.wiring import simulator_app, wait_for_app
+    from orchestrator.wiring import run_app, simulator_app
 
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     api = serve.deployment(RetrieveAPI, name="RetrieveAPI", num_replicas=1,
                            max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
     pool = simulator_app(cfg.simulator, model_path, cfg.trainer.seed)
-    # deployed without serve.run's unbounded wait (see wiring.start_simulator)
-    serve._run(api.bind(pool, cfg.serve, cfg.search), _blocking=False, name=API_APP,
-               route_prefix="/")
-    wait_for_app(API_APP, cfg.simulator.start_timeout_s, "simulator.start_timeout_s")
+    run_app(api.bind(pool, cfg.serve, cfg.search), API_APP, "/",
+            cfg.simulator.start_timeout_s)
     url = f"http://{cfg.serve.host}:{cfg.serve.port}/retrieve"
     _wait_until_listening(url, ready_timeout_s)
     return url

@@ -186,13 +186,19 @@ def start_simulator(sim: SimulatorConf, model_path: str, seed: int,
     from ray import serve
 
     serve.start(proxy_location="Disabled")
-    # serve.run waits without a bound for the replicas (for nodes that may never come);
-    # its non-blocking form deploys, and the wait below is bounded by start_timeout_s
-    serve._run(simulator_app(sim, model_path, seed), _blocking=False, name=app_name,
-               route_prefix=None)
     needs = actor_options(sim.num_cpus, sim.num_gpus, sim.resource)
-    wait_for_app(app_name, sim.start_timeout_s, "simulator.start_timeout_s",
-                 f"a replica needs {needs}; the cluster has {offered_resources()}")
+    return run_app(simulator_app(sim, model_path, seed), app_name, None, sim.start_timeout_s,
+                   f"a replica needs {needs}; the cluster has {offered_resources()}")
+
+
+def run_app(app, app_name: str, route_prefix: str | None, timeout_s: float, hint: str = ""):
+    """Deploy a Serve app and return its handle once it runs, waiting at most timeout_s
+    (simulator.start_timeout_s): serve.run waits without a bound (for nodes that may never
+    come), so its non-blocking form deploys and wait_for_app bounds the wait."""
+    from ray import serve
+
+    serve._run(app, _blocking=False, name=app_name, route_prefix=route_prefix)
+    wait_for_app(app_name, timeout_s, "simulator.start_timeout_s", hint)
     return serve.get_app_handle(app_name)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -60,3 +61,30 @@ def vllm_openai_server(model: str, log_path, extra: tuple[str, ...] = ()):
         finally:
             proc.terminate()
             proc.wait(timeout=60)
+
+
+@contextmanager
+def serve_simulator(log_path, overrides: tuple[str, ...] = ()):
+    """`simsearch serve-simulator conf/tiny.yaml` as a user runs it (its own Ray cluster, a
+    free port); yields (the /retrieve URL, the process) once it prints its address, and
+    checks that Ctrl-C ends it cleanly (the app deleted, Ray shut down)."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "serve-simulator", "conf/tiny.yaml",
+             f"serve.port={port}", *overrides], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: proc.poll() is not None or _serving(log_path), 300,
+                       "serve-simulator to print its address")
+            assert proc.poll() is None, f"serve-simulator exited; see {log_path}"
+            yield f"http://127.0.0.1:{port}/retrieve", proc
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=120) == 0, f"unclean exit; see {log_path}"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _serving(log_path) -> bool:
+    with open(log_path) as f:
+        return "serving the simulator at POST http://127.0.0.1:" in f.read()

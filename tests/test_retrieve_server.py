@@ -7,9 +7,6 @@ and the server stays up with bounded memory."""
 import http.client
 import json
 import select
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -20,8 +17,8 @@ import psutil
 import pytest
 
 from actors.retrieve_api import RETRY_AFTER_S
-from tests.helpers import free_port, wait_until
-from tests.test_search_backends import _serving, post
+from tests.helpers import serve_simulator
+from tests.test_search_backends import post
 
 pytestmark = pytest.mark.integration
 
@@ -31,24 +28,11 @@ MAX_PENDING = 16  # two requests of 8 queries in flight; a third is refused
 @pytest.fixture(scope="module")
 def server(tiny_assets, tmp_path_factory):
     """(url, pid) of `simsearch serve-simulator` with a small bound on queries in flight."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "serve-simulator", "conf/tiny.yaml",
-         f"serve.port={port}", "serve.max_queries=8",
-         f"serve.max_pending_queries={MAX_PENDING}", "search.retries=5"],
-        stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: proc.poll() is not None or _serving(log.name), 300,
-                   "serve-simulator to print its address")
-        assert proc.poll() is None, f"serve-simulator exited; see {log.name}"
-        yield f"http://127.0.0.1:{port}/retrieve", proc.pid
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 0, f"unclean exit; see {log.name}"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with serve_simulator(log, ("serve.max_queries=8",
+                               f"serve.max_pending_queries={MAX_PENDING}",
+                               "search.retries=5")) as (url, proc):
+        yield url, proc.pid
 
 
 def queries_body(queries: list[str]) -> bytes:

@@ -4,9 +4,6 @@ its HTTP proxy, real vLLM)."""
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
@@ -15,7 +12,7 @@ import pytest
 from actors.episode import Limits
 from actors.search import SearchRequest, make_backend, BackendContext
 from conf.schema import HttpConf, OpenAIConf, SearchConf, SimulatorConf
-from tests.helpers import free_port, vllm_openai_server, wait_until
+from tests.helpers import free_port, serve_simulator, vllm_openai_server
 
 pytestmark = pytest.mark.integration
 
@@ -47,30 +44,10 @@ def post(url: str, body: bytes, method: str = "POST") -> tuple[int, dict]:
 @pytest.fixture(scope="module")
 def retrieve_url(tiny_assets, tmp_path_factory):
     """`simsearch serve-simulator` as a user runs it: its own Ray cluster, a free port."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "serve-simulator", "conf/tiny.yaml",
-         f"serve.port={port}", "serve.max_queries=8",
-         "search.retries=5"],  # the tiny simulator writes an unusable page now and then
-        stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/retrieve"
-    try:
-        wait_until(lambda: proc.poll() is not None or _serving(log.name), 300,
-                   "serve-simulator to print its address")
-        assert proc.poll() is None, f"serve-simulator exited; see {log.name}"
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    # the tiny simulator writes an unusable page now and then: more retries
+    with serve_simulator(log, ("serve.max_queries=8", "search.retries=5")) as (url, _):
         yield url
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: the app is deleted, Ray shut down
-        assert proc.wait(timeout=120) == 0, f"unclean exit; see {log.name}"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-
-
-def _serving(log_path: str) -> bool:
-    with open(log_path) as f:
-        return "serving the simulator at POST http://127.0.0.1:" in f.read()
 
 
 def test_retrieve_answers_a_search_r1_request(retrieve_url):
