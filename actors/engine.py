@@ -17,6 +17,10 @@ from conf.schema import EngineConf
 # Added to every engine so tests and weight checks can read the weights back.
 WORKER_EXTENSION = "actors.engine_ext.WeightExport"
 PROBE_PROMPT = [0]  # a health probe's prompt: any valid token id
+# A streamed turn's tokens come this many to an output (the first and the last at once; an
+# abort's output brings those held back): an output per token and request, each a Python
+# wake-up, took about a sixth of the front end's CPU (bench/rollout_overhead.py).
+STREAM_INTERVAL = 16
 
 
 def start_engine(conf: EngineConf, model_path: str, seed: int,
@@ -47,15 +51,37 @@ def start_engine(conf: EngineConf, model_path: str, seed: int,
 
 def sampling_params(max_tokens: int, temperature: float, stop: list[str] | None = None,
                     logprobs: bool = False, seed: int | None = None,
-                    prompt_logprobs: bool = False):
-    """vLLM sampling parameters; logprob options are set here, not on the object later:
-    vLLM decides at construction whether a request may read the prefix cache, and prompt
-    logprobs from a cached prefix would be left unfilled."""
+                    prompt_logprobs: bool = False, delta: bool = False, engine=None):
+    """vLLM sampling parameters (delta: stream only the new tokens of each output); logprob
+    options are set here, not on the object later: vLLM decides at construction whether a
+    request may read the prefix cache, and prompt logprobs from a cached prefix would be
+    left unfilled. Sampled tokens' logprobs come flat (FlatLogprobs: lists, not a dict and
+    a Logprob object per token, which loaded the garbage collector); read them with
+    sampled_logprobs. An `engine` with a `params_type` (a timed stand-in, bench/) gets its
+    own, so that it runs without importing vLLM."""
+    own = getattr(engine, "params_type", None)
+    if own is not None:
+        return own(max_tokens, temperature, stop, 0 if logprobs else None, seed,
+                   0 if prompt_logprobs else None, delta)
     from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
 
+    kind = ({"output_kind": RequestOutputKind.DELTA, "stream_interval": STREAM_INTERVAL}
+            if delta else {})
     return SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=stop,
                           include_stop_str_in_output=True, logprobs=0 if logprobs else None,
-                          prompt_logprobs=0 if prompt_logprobs else None, seed=seed)
+                          prompt_logprobs=0 if prompt_logprobs else None, seed=seed,
+                          flat_logprobs=logprobs, **kind)
+
+
+def sampled_logprobs(token_ids: list[int], logprobs) -> list[float]:
+    """Each sampled token's logprob, from an output's logprobs: FlatLogprobs (the sampled
+    token first at each position) or a list of {token id: Logprob} (a stand-in's)."""
+    if logprobs is None:
+        return []
+    if hasattr(logprobs, "start_indices"):
+        return [logprobs.logprobs[i] for i in logprobs.start_indices]
+    return [step[tok].logprob for tok, step in zip(token_ids, logprobs)]
 
 
 @dataclass
@@ -72,12 +98,10 @@ async def stream_turn(engine, token_ids: list[int], max_tokens: int, temperature
                       stop: list[str], inflight: set[str] | None = None,
                       on_tokens: Callable[[int], None] | None = None) -> TurnPart:
     """Sample one turn, streaming; the request id sits in `inflight` while it runs, so a
-    weight update can abort it (``engine.abort``) and keep the tokens received so far.
-    on_tokens(n) hears of every n tokens as they arrive."""
-    from vllm.sampling_params import RequestOutputKind
-
-    params = sampling_params(max_tokens, temperature, stop, logprobs=True)
-    params.output_kind = RequestOutputKind.DELTA
+    weight update can abort it (``engine.abort``) and keep the tokens sampled so far.
+    on_tokens(n) hears of every n tokens as they arrive (STREAM_INTERVAL at a time)."""
+    params = sampling_params(max_tokens, temperature, stop, logprobs=True, delta=True,
+                             engine=engine)
     request_id = uuid.uuid4().hex
     part = TurnPart()
     if inflight is not None:
@@ -87,8 +111,7 @@ async def stream_turn(engine, token_ids: list[int], max_tokens: int, temperature
                                             request_id=request_id):
             out = output.outputs[0]
             part.token_ids += out.token_ids
-            part.logprobs += [step[tok].logprob for tok, step in zip(out.token_ids,
-                                                                      out.logprobs or [])]
+            part.logprobs += sampled_logprobs(out.token_ids, out.logprobs)
             part.text += out.text
             part.finish_reason = out.finish_reason or part.finish_reason
             if on_tokens is not None:
@@ -147,5 +170,5 @@ async def check_engine(engine, timeout_s: float) -> None:
     if engine.errored:
         raise EngineDead("the engine has died")
     if timeout_s > 0:
-        await asyncio.wait_for(generate(engine, PROBE_PROMPT, sampling_params(1, 0.0)),
-                               timeout_s)
+        await asyncio.wait_for(generate(engine, PROBE_PROMPT,
+                                        sampling_params(1, 0.0, engine=engine)), timeout_s)

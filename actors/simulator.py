@@ -23,9 +23,11 @@ HEALTH_PROBE_S = 20.0  # within Serve's health-check timeout (30 s)
 
 
 class SimulatorServer:
+    start_engine = staticmethod(start_engine)  # a timed stand-in's in bench/standins.py
+
     def __init__(self, conf: SimulatorConf, model_path: str, seed: int):
         self.conf = conf
-        self.engine = start_engine(conf.engine, model_path, seed)
+        self.engine = self.start_engine(conf.engine, model_path, seed)
         self.tokenizer = self.engine.get_tokenizer()
 
     async def search(self, query: str, question: str, answers: list[str], noisy: bool,
@@ -33,7 +35,7 @@ class SimulatorServer:
         """num_docs documents for query: {"docs": [str], "tokens": int}."""
         prompt = request_prompt(self.conf, query, question, answers, noisy, num_docs)
         params = sampling_params(self.conf.max_tokens, self.conf.temperature,
-                                 stop=[f"Doc {num_docs + 1}:"])
+                                 stop=[f"Doc {num_docs + 1}:"], engine=self.engine)
         out = await generate(self.engine, self.tokenizer.encode(prompt), params)
         return {"docs": parse_documents(out.text, num_docs), "tokens": len(out.token_ids)}
 

@@ -20,17 +20,20 @@ from pathlib import Path
 from actors.errors import RunStopped
 from conf.schema import Config
 from orchestrator.metrics import Faults
+from orchestrator.wiring import Parts
 
 
 @dataclass
 class RunState:
     """What a run keeps across the systems it builds: its fault counts, the group mapping
-    its checkpoints record, and after_step(step, system), run after each step (tests and
-    benchmarks inject faults there)."""
+    its checkpoints record, after_step(step, system), run after each step (tests and
+    benchmarks inject faults there), and the actors' classes (wiring.Parts: benchmarks
+    put timed stand-ins there)."""
 
     faults: Faults = field(default_factory=Faults)
     mapping: dict = field(default_factory=dict)
     after_step: Callable | None = None
+    parts: Parts = field(default_factory=Parts)
 
 
 def make_run_dir(parent: str) -> Path:
@@ -40,9 +43,10 @@ def make_run_dir(parent: str) -> Path:
 
 
 def train(cfg: Config, run_dir: Path | None = None,
-          after_step: Callable | None = None) -> Path:
+          after_step: Callable | None = None, parts: Parts | None = None) -> Path:
     """Train; the run folder is run_dir, else the run directory resumed in, else a new one
-    under trainer.run_dir."""
+    under trainer.run_dir; parts: the actors' classes (wiring.Parts), the real ones if
+    None."""
     import ray
 
     from orchestrator import wiring
@@ -53,7 +57,7 @@ def train(cfg: Config, run_dir: Path | None = None,
         else (None, None)
     assets = wiring.resolve_assets(cfg)
     state = RunState(Faults.from_state(resume.faults) if resume else Faults(),
-                     group_mapping(cfg, assets.train_path), after_step)
+                     group_mapping(cfg, assets.train_path), after_step, parts or Parts())
     if resume is not None:
         check_mapping(resume, state.mapping)
     started_ray = wiring.connect_ray(cfg, wiring.roles(cfg))  # first: it checks the cluster
@@ -82,7 +86,7 @@ def run_with_restarts(cfg: Config, assets, logger, resume, state: RunState) -> d
     origin, system, limit = resume, None, cfg.trainer.max_restarts
     while True:
         system = wiring.start_system(cfg, assets, logger.run_dir, resume, state.faults,
-                                     previous=system)
+                                     previous=system, parts=state.parts)
         evaluator = periodic_evaluator(cfg, assets, system.rollout) if cfg.eval.every \
             else None
         lost = None

@@ -32,6 +32,16 @@ class Assets:
     corpus_path: str  # for the bm25 backend
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The classes the actors run; None = the real ones (vLLM engines, the torch learner).
+    Benchmarks put timed stand-ins here (bench/standins.py); no config reaches it."""
+
+    rollout_worker: type | None = None
+    learner: type | None = None
+    simulator: type | None = None
+
+
 @dataclass
 class System:
     queue: object
@@ -157,8 +167,9 @@ def _warn_if_resource_missing(resource: str) -> None:
               f"or start nodes with --resources='{{\"{resource}\": N}}')", flush=True)
 
 
-def simulator_app(sim: SimulatorConf, model_path: str, seed: int):
-    """The simulator pool as a bound Serve deployment, options from config."""
+def simulator_app(sim: SimulatorConf, model_path: str, seed: int, server: type | None = None):
+    """The simulator pool as a bound Serve deployment of `server` (SimulatorServer if None),
+    options from config."""
     from ray import serve
 
     from actors.simulator import SimulatorServer
@@ -166,7 +177,9 @@ def simulator_app(sim: SimulatorConf, model_path: str, seed: int):
     scale = sim.autoscaling
     actor = actor_options(sim.num_cpus, sim.num_gpus, sim.resource)
     _warn_if_resource_missing(sim.resource)
-    options = {"ray_actor_options": actor,
+    # no access log line per search: thousands a second at scale, each one relayed to the
+    # driver (bench/scale.py measured the CPU it took)
+    options = {"ray_actor_options": actor, "logging_config": {"enable_access_log": False},
                "max_ongoing_requests": max(1, int(scale.target_ongoing_requests * 4))}
     if scale.min_replicas == scale.max_replicas:
         options["num_replicas"] = scale.max_replicas
@@ -176,18 +189,19 @@ def simulator_app(sim: SimulatorConf, model_path: str, seed: int):
             "target_ongoing_requests": scale.target_ongoing_requests,
             "upscale_delay_s": scale.upscale_delay_s,
             "downscale_delay_s": scale.downscale_delay_s}
-    return serve.deployment(SimulatorServer, name=SIMULATOR_DEPLOYMENT, **options).bind(
-        sim, model_path, seed)
+    return serve.deployment(server or SimulatorServer, name=SIMULATOR_DEPLOYMENT,
+                            **options).bind(sim, model_path, seed)
 
 
 def start_simulator(sim: SimulatorConf, model_path: str, seed: int,
-                    app_name: str = SIMULATOR_APP):
+                    app_name: str = SIMULATOR_APP, server: type | None = None):
     """Deploy the pool (no HTTP); returns its handle once its replicas run."""
     from ray import serve
 
     serve.start(proxy_location="Disabled")
     needs = actor_options(sim.num_cpus, sim.num_gpus, sim.resource)
-    return run_app(simulator_app(sim, model_path, seed), app_name, None, sim.start_timeout_s,
+    return run_app(simulator_app(sim, model_path, seed, server), app_name, None,
+                   sim.start_timeout_s,
                    f"a replica needs {needs}; the cluster has {offered_resources()}")
 
 
@@ -243,17 +257,19 @@ def simulator_replicas(app_name: str = SIMULATOR_APP) -> int:
 
 
 def start_learner(conf: LearnerConf, policy_path: str, weights_dir: str, seed: int,
-                  resume_dir: str, timeout_s: float, temperature: float = 1.0):
-    """One Learner actor, or a LearnerGroup of learner.num_workers FSDP2 ranks; temperature:
-    the rollouts' sampling temperature."""
+                  resume_dir: str, timeout_s: float, temperature: float = 1.0,
+                  cls: type | None = None):
+    """One Learner actor (of class `cls`, Learner if None), or a LearnerGroup of
+    learner.num_workers FSDP2 ranks; temperature: the rollouts' sampling temperature."""
     import ray
 
     from learner.group import LearnerGroup
-    from learner.learner import Learner
 
+    if cls is None:
+        from learner.learner import Learner as cls
     ranks = conf.num_workers
     options = actor_options(conf.num_cpus, conf.num_gpus, conf.resource)
-    actors = [ray.remote(Learner).options(**options).remote(
+    actors = [ray.remote(cls).options(**options).remote(
         conf, policy_path, weights_dir, seed, resume_dir, rank, ranks, temperature)
         for rank in range(ranks)]
     if ranks == 1:
@@ -264,11 +280,11 @@ def start_learner(conf: LearnerConf, policy_path: str, weights_dir: str, seed: i
 
 
 def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None, faults=None,
-                 previous: System | None = None) -> System:
-    """Start every actor; with `resume` (a checkpoint.Resume) from that checkpoint. The
-    simulator pool of a `previous` system of the run (stopped but for its pool) is kept;
-    `faults` counts the run's worker restarts (a fresh count if None). What started is
-    stopped again if a part fails to start."""
+                 previous: System | None = None, parts: Parts = Parts()) -> System:
+    """Start every actor (their classes from `parts`); with `resume` (a checkpoint.Resume)
+    from that checkpoint. The simulator pool of a `previous` system of the run (stopped but
+    for its pool) is kept; `faults` counts the run's worker restarts (a fresh count if
+    None). What started is stopped again if a part fails to start."""
     import ray
 
     from actors.queue import TrajectoryQueue
@@ -280,7 +296,7 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None, faults
     if previous is not None:
         system.simulator, system.shutdown_serve = previous.simulator, previous.shutdown_serve
     try:
-        _start_parts(cfg, assets, run_dir, resume, faults, system)
+        _start_parts(cfg, assets, run_dir, resume, faults, system, parts)
     except BaseException:
         stop_system(system)
         raise
@@ -288,7 +304,7 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None, faults
 
 
 def _start_parts(cfg: Config, assets: Assets, run_dir: Path, resume, faults,
-                 system: System) -> None:
+                 system: System, parts: Parts) -> None:
     import ray
 
     from orchestrator.metrics import Faults
@@ -304,13 +320,14 @@ def _start_parts(cfg: Config, assets: Assets, run_dir: Path, resume, faults,
         joined = cfg.trainer.ray_address or os.environ.get("RAY_ADDRESS")
         system.shutdown_serve = bool(joined) and not serve_running()
         system.simulator = start_simulator(cfg.simulator, assets.simulator_path,
-                                           cfg.trainer.seed)
+                                           cfg.trainer.seed, server=parts.simulator)
     system.learner = start_learner(lrn, assets.policy_path, str(run_dir / "weights"),
                                    cfg.trainer.seed, str(resume.path) if resume else "",
-                                   timeout, ro.episode.temperature)
+                                   timeout, ro.episode.temperature, parts.learner)
     start = (resume.model_path, resume.version) if resume else (assets.policy_path, 0)
     pusher = system.push_weights = WeightPusher(system.learner, None, timeout, *start)
-    spawn = worker_spawner(cfg, assets, system.queue, system.simulator, nccl)
+    spawn = worker_spawner(cfg, assets, system.queue, system.simulator, nccl,
+                           parts.rollout_worker)
     system.rollout = WorkerSupervisor(spawn, system.queue, ro, timeout, faults or Faults(),
                                       start, assets.policy_path, pusher.on_disk)
     pusher.rollout, system.rollout.on_replace = system.rollout, pusher.to_disk
@@ -330,19 +347,22 @@ def roles(cfg: Config) -> tuple[str, ...]:
     return ("rollout", "learner") + (("simulator",) if uses_simulator(cfg) else ())
 
 
-def worker_spawner(cfg: Config, assets: Assets, queue, simulator, nccl: bool) -> Callable:
-    """spawn(index, worker_id, model_path, version): one rollout worker actor, its options
-    from config (so a replacement lands on the same kind of node)."""
+def worker_spawner(cfg: Config, assets: Assets, queue, simulator, nccl: bool,
+                   cls: type | None = None) -> Callable:
+    """spawn(index, worker_id, model_path, version): one rollout worker actor of class
+    `cls` (RolloutWorker if None), its options from config (so a replacement lands on the
+    same kind of node)."""
     import ray
 
-    from actors.rollout_worker import RolloutWorker
+    if cls is None:
+        from actors.rollout_worker import RolloutWorker as cls
 
     ro = cfg.rollout
     options = actor_options(ro.num_cpus, ro.num_gpus, ro.resource)
     search = with_corpus(cfg.search, assets.corpus_path)
 
     def spawn(index: int, worker_id: str, model_path: str, version: int):
-        return ray.remote(RolloutWorker).options(**options).remote(
+        return ray.remote(cls).options(**options).remote(
             worker_id, index, ro, model_path, assets.train_path, cfg.learner.reward,
             cfg.trainer.seed, queue, search, cfg.simulator, simulator,
             cfg.queue.admit_timeout_s, version, nccl)
