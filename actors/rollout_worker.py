@@ -132,7 +132,7 @@ class RolloutWorker:
         self.conf, self.reward, self.seed, self.queue = conf, reward, seed, queue
         self.admit_timeout_s = admit_timeout_s
         self.engine = self.start_engine(conf.engine, model_path, seed + worker_index,
-                                   weight_transfer)
+                                        weight_transfer)
         self.questions = load_questions(train_path)
         self.backend_context = BackendContext(simulator_conf, seed, simulator_handle,
                                               generator=self, encode=self.encode)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -179,6 +180,9 @@ def check_cluster(cfg: Config, roles: tuple[str, ...]) -> None:
                       f"{', '.join(missing)}; nodes offer: {listing}")
 
 
+STATUS_WAIT_S = 15.0  # how long to wait for the cluster monitor's first report
+
+
 def autoscaler_running() -> bool:
     """Whether an autoscaler may add the nodes that are missing: autoscaler v2 reports a
     state version; v1 names node types from its config (a cluster without one has only
@@ -192,9 +196,15 @@ def autoscaler_running() -> bool:
         status = get_cluster_status(ray.get_runtime_context().gcs_address)
         if status.stats.autoscaler_version not in (None, "", "0"):
             return True
-        raw = _internal_kv_get("__autoscaling_status")
-        report = (json.loads(raw).get("autoscaler_report") or {}) if raw else {}
-        types = (report.get("node_type_mapping") or {}).items()
-        return any(kind != f"node_{node_id}" for node_id, kind in types)
+        deadline = time.monotonic() + STATUS_WAIT_S
+        while True:  # the monitor reports every few seconds; a driver may come first
+            raw = _internal_kv_get("__autoscaling_status")
+            report = (json.loads(raw).get("autoscaler_report") or {}) if raw else {}
+            types = (report.get("node_type_mapping") or {}).items()
+            if types:
+                return any(kind != f"node_{node_id}" for node_id, kind in types)
+            if time.monotonic() > deadline:
+                return True  # no report yet: do not refuse what may yet start
+            time.sleep(0.5)
     except Exception:  # an unknown Ray layout: do not refuse what may yet start
         return True
