@@ -41,9 +41,6 @@ class TimedRolloutWorker(RolloutWorker):
     def start_engine(self, conf, model_path: str, seed: int, weight_transfer: bool = False):
         return TimedEngine(self.engine_model, self.workload, model_path, "policy", seed)
 
-    def cpu_s(self) -> float:
-        return time.process_time()
-
 
 class TimedSimulatorServer(SimulatorServer):
     engine_model = EngineModel()
@@ -62,13 +59,11 @@ class TimedLearner:
                  resume_dir: str = "", rank: int = 0, world_size: int = 1,
                  temperature: float = 1.0):
         self.model_path, self.weights_dir, self.version = model_path, weights_dir, 0
-        self.busy_s = 0.0
 
     def train_step(self, groups: list) -> dict[str, float]:
         tokens = sum(len(t.token_ids) for group in groups for t in group)
         seconds = self.model.step_s + self.model.per_token_s * tokens
         time.sleep(seconds * self.model.time_scale)
-        self.busy_s += seconds
         self.version += 1
         return {"learner/tokens": float(tokens), "learner/modelled_s": seconds}
 
