@@ -13,9 +13,26 @@ from __future__ import annotations
 import functools
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from actors.episode import INSTRUCTION, Question
+# The instruction shown to the policy: a paraphrase of the Search-R1 / ZeroSearch prompt.
+INSTRUCTION = (
+    "Answer the given question. Think inside <think> and </think> whenever you get new "
+    "information. If you lack knowledge, search by writing <search> query </search>; the "
+    "results come back between <information> and </information>. You may search as many "
+    "times as you want. When you know the answer, write it inside <answer> and </answer> "
+    "with no explanation, for example <answer> Beijing </answer>. Question: {question}\n"
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    index: int
+    question: str
+    prompt: str
+    answers: list[str]
+    data_source: str
 
 
 class DatasetError(ValueError):

@@ -125,7 +125,7 @@ async def stream_turn(engine, token_ids: list[int], max_tokens: int, temperature
 async def sample_turn(engine, token_ids: list[int], max_tokens: int, temperature: float,
                       stop: list[str], version: int):
     """One uninterrupted policy turn as a TurnOutput."""
-    from actors.episode import TurnOutput
+    from actors.trajectory import TurnOutput
 
     part = await stream_turn(engine, token_ids, max_tokens, temperature, stop)
     finish = "length" if part.finish_reason == "length" else "stop"

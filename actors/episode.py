@@ -18,17 +18,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+from actors.dataset import Question
 from actors.search import SearchBackend, SearchRequest, SearchResult
-from actors.trajectory import Trajectory
+from actors.trajectory import Trajectory, TurnOutput
 
-# The instruction shown to the policy: a paraphrase of the Search-R1 / ZeroSearch prompt.
-INSTRUCTION = (
-    "Answer the given question. Think inside <think> and </think> whenever you get new "
-    "information. If you lack knowledge, search by writing <search> query </search>; the "
-    "results come back between <information> and </information>. You may search as many "
-    "times as you want. When you know the answer, write it inside <answer> and </answer> "
-    "with no explanation, for example <answer> Beijing </answer>. Question: {question}\n"
-)
 STOP_STRINGS = ["</search>", "</answer>"]
 INVALID_ACTION = (
     "\nMy previous action is invalid. To search, I should put the query between <search> "
@@ -55,25 +48,6 @@ class Limits:
         """The limits of an EpisodeConf."""
         return cls(conf.max_turns, conf.max_turn_tokens, conf.max_obs_tokens,
                    conf.max_context_tokens)
-
-
-@dataclass
-class TurnOutput:
-    token_ids: list[int]
-    logprobs: list[float]
-    text: str
-    finish_reason: str  # "stop" (a stop string or EOS) or "length"
-    versions: list[int]  # policy version per token: a turn interrupted by a weight update
-    # carries the old version on the tokens before it and the new one after
-
-
-@dataclass(frozen=True)
-class Question:
-    index: int
-    question: str
-    prompt: str
-    answers: list[str]
-    data_source: str
 
 
 class Generator(Protocol):
@@ -117,10 +91,11 @@ def format_observation(result: SearchResult) -> str:
 
 async def run_episode(prompt_ids: list[int], question: Question, generator: Generator,
                       search: SearchBackend, encode: Callable[[str], list[int]],
-                      limits: Limits, key: str = "") -> Trajectory:
+                      limits: Limits, key: str = "", step: int = 0) -> Trajectory:
     """Play one episode; the trajectory's end_reason says why it stopped.
 
     `key` names the episode in the run (group/sample); each search adds its turn to it.
+    `step` is the curriculum's step for its searches (its group's admission version).
     """
     traj = Trajectory.from_prompt(prompt_ids)
     texts: list[str] = []
@@ -146,7 +121,7 @@ async def run_episode(prompt_ids: list[int], question: Question, generator: Gene
             break
         if kind == "search":
             request = SearchRequest(payload, question.question, question.answers,
-                                    f"{key}/t{turn}", traj.token_ids)
+                                    f"{key}/t{turn}", traj.token_ids, step)
             observation, obs_ids = await _search(traj, search, request, encode)
         else:
             observation, obs_ids = INVALID_ACTION, encode(INVALID_ACTION)

@@ -21,13 +21,14 @@ import gc
 import time
 import traceback
 
-from actors.dataset import load_questions, question_for
+from actors.curriculum import NoiseSchedule
+from actors.dataset import Question, load_questions, question_for
 from actors.engine import (CallTimeout, Unhealthy, check_engine, generate, sampling_params,
                            start_engine, stream_turn, within)
-from actors.episode import STOP_STRINGS, Limits, Question, TurnOutput, run_episode
+from actors.episode import STOP_STRINGS, Limits, run_episode
 from actors.rewards import exact_match, score
 from actors.search import BackendContext, make_backend
-from actors.trajectory import Trajectory
+from actors.trajectory import Trajectory, TurnOutput
 from conf.schema import RolloutConf, SearchConf, SimulatorConf
 
 
@@ -124,10 +125,12 @@ class RolloutWorker:
     def __init__(self, worker_id: str, worker_index: int, conf: RolloutConf, model_path: str,
                  train_path: str, reward: str, seed: int, queue, search_conf: SearchConf,
                  simulator_conf: SimulatorConf, simulator_handle, admit_timeout_s: float,
-                 start_version: int = 0, weight_transfer: bool = False):
+                 start_version: int = 0, weight_transfer: bool = False,
+                 noise: NoiseSchedule = NoiseSchedule()):
         """worker_id: this worker's name at the queue (a replacement gets a new one);
         worker_index: its slot, which seeds its engine; model_path and start_version: the
-        weights it starts with and their policy version."""
+        weights it starts with and their policy version; noise: the curriculum, served at
+        the version each group was admitted at."""
         self.worker_id = worker_id
         self.conf, self.reward, self.seed, self.queue = conf, reward, seed, queue
         self.admit_timeout_s = admit_timeout_s
@@ -136,7 +139,7 @@ class RolloutWorker:
         self.questions = load_questions(train_path)
         self.backend_context = BackendContext(simulator_conf, seed, simulator_handle,
                                               generator=self, encode=self.encode)
-        self.search = make_backend(search_conf, self.backend_context)
+        self.search = make_backend(search_conf, self.backend_context, noise)
         self.eval_searches: dict = {}  # per backend, built on first use, noise 0
         self.limits = Limits.of(conf.episode)
         self.version = start_version
@@ -243,7 +246,7 @@ class RolloutWorker:
     async def _play_group(self, ticket, q: Question) -> list[Trajectory]:
         prompt_ids = self.encode(q.prompt)
         episodes = [run_episode(prompt_ids, q, self, self.search, self.encode, self.limits,
-                                key=f"g{ticket.index}/s{sample}")
+                                key=f"g{ticket.index}/s{sample}", step=ticket.version)
                     for sample in range(self.conf.group_size)]
         tasks = [asyncio.ensure_future(episode) for episode in episodes]
         self.running_episodes += len(tasks)
@@ -364,9 +367,6 @@ class RolloutWorker:
     async def _abort_inflight(self) -> None:
         if self.inflight:
             await self._bounded(self.engine.abort(list(self.inflight)), "an abort")
-
-    def set_noise_probability(self, p: float) -> None:
-        self.search.noise_probability = p
 
     def drain_stats(self) -> dict:
         stats = self.search.stats.drain()

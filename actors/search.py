@@ -8,8 +8,9 @@ Chosen by name (``search.backend``) from ``BACKENDS``:
 - ``http``: a Search-R1 retrieval server's ``POST /retrieve``;
 - ``self``: no call at all, the policy writes its own information (SSRL).
 
-The two simulated backends draw useful/noisy per search from the curriculum (a seeded
-hash of the search's key, so concurrent episodes do not change each other's draws). Every
+The two simulated backends draw useful/noisy per search from the curriculum at the
+request's step (a seeded hash of the search's key, so concurrent episodes do not change
+each other's draws). Every
 remote call has a timeout and a bounded retry with exponential backoff; output with no
 usable document counts as a failed attempt; a search that still fails comes back as a
 recorded failure, which the episode turns into a failure observation. Never a hang.
@@ -25,7 +26,7 @@ from typing import Awaitable, Callable, Protocol
 
 from actors.simulator_prompt import split_title
 from conf.schema import SearchConf, SimulatorConf
-from orchestrator.curriculum import is_noisy
+from actors.curriculum import NoiseSchedule, is_noisy
 
 MAX_BACKOFF_S = 5.0
 
@@ -37,6 +38,7 @@ class SearchRequest:
     answers: list[str]
     key: str  # names this search in the run (group/sample/turn); seeds its noise draw
     context_ids: list[int] = field(default_factory=list)  # the trajectory so far
+    step: int = 0  # the policy version its group was admitted at: the curriculum's step
 
 
 @dataclass
@@ -148,14 +150,14 @@ class SimulatedSearch:
     way each time.
     """
 
-    def __init__(self, write: Writer, conf: SearchConf, seed: int):
-        self.write, self.conf, self.seed = write, conf, seed
-        self.noise_probability = 0.0
+    def __init__(self, write: Writer, conf: SearchConf, seed: int,
+                 noise: NoiseSchedule = NoiseSchedule()):
+        self.write, self.conf, self.seed, self.noise = write, conf, seed, noise
         self.stats = SearchStats()
         self.cache = PageCache(conf.cache_size) if conf.cache_size else None
 
     async def search(self, request: SearchRequest) -> SearchResult:
-        noisy = is_noisy(self.noise_probability, self.seed, request.key)
+        noisy = is_noisy(self.noise(request.step), self.seed, request.key)
         if self.cache is None:
             reply, error = await self._call(request, noisy)
         else:
@@ -194,7 +196,6 @@ class RetrievedSearch:
 
     def __init__(self, retrieve, conf: SearchConf):
         self.retrieve, self.conf = retrieve, conf
-        self.noise_probability = 0.0  # a real engine has no noise knob
         self.stats = SearchStats()
 
     async def search(self, request: SearchRequest) -> SearchResult:
@@ -224,7 +225,6 @@ class SelfSearch:
 
     def __init__(self, generator, encode: Callable[[str], list[int]], max_tokens: int):
         self.generator, self.encode, self.max_tokens = generator, encode, max_tokens
-        self.noise_probability = 0.0
         self.stats = SearchStats()
 
     async def search(self, request: SearchRequest) -> SearchResult:
@@ -255,31 +255,31 @@ class BackendContext:
     encode: Callable[[str], list[int]] | None = None
 
 
-def _simulator(conf: SearchConf, ctx: BackendContext):
+def _simulator(conf: SearchConf, ctx: BackendContext, noise: NoiseSchedule):
     from actors.simulator import pool_writer
 
-    return SimulatedSearch(pool_writer(ctx.simulator_handle), conf, ctx.seed)
+    return SimulatedSearch(pool_writer(ctx.simulator_handle), conf, ctx.seed, noise)
 
 
-def _openai(conf: SearchConf, ctx: BackendContext):
+def _openai(conf: SearchConf, ctx: BackendContext, noise: NoiseSchedule):
     from actors.simulator import OpenAIWriter
 
-    return SimulatedSearch(OpenAIWriter(conf.openai, ctx.simulator), conf, ctx.seed)
+    return SimulatedSearch(OpenAIWriter(conf.openai, ctx.simulator), conf, ctx.seed, noise)
 
 
-def _bm25(conf: SearchConf, ctx: BackendContext):
+def _bm25(conf: SearchConf, ctx: BackendContext, noise: NoiseSchedule):
     from actors.retrievers import Bm25Retriever
 
     return RetrievedSearch(Bm25Retriever(conf.bm25.corpus_path), conf)
 
 
-def _http(conf: SearchConf, ctx: BackendContext):
+def _http(conf: SearchConf, ctx: BackendContext, noise: NoiseSchedule):
     from actors.retrievers import HttpRetriever
 
     return RetrievedSearch(HttpRetriever(conf.http.url, conf.http.batch_window_s), conf)
 
 
-def _self(conf: SearchConf, ctx: BackendContext):
+def _self(conf: SearchConf, ctx: BackendContext, noise: NoiseSchedule):
     return SelfSearch(ctx.generator, ctx.encode, ctx.simulator.max_tokens)
 
 
@@ -287,5 +287,8 @@ BACKENDS = {"simulator": _simulator, "openai": _openai, "bm25": _bm25, "http": _
             "self": _self}
 
 
-def make_backend(conf: SearchConf, ctx: BackendContext) -> SearchBackend:
-    return BACKENDS[conf.backend](conf, ctx)
+def make_backend(conf: SearchConf, ctx: BackendContext,
+                 noise: NoiseSchedule = NoiseSchedule()) -> SearchBackend:
+    """The backend `conf.backend`; simulated ones serve noise by `noise` (none by default,
+    as in evaluation); real and self-search ones have none to serve."""
+    return BACKENDS[conf.backend](conf, ctx, noise)

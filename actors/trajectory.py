@@ -64,3 +64,13 @@ class Trajectory:
     def oldest_version(self) -> int:
         sampled = [v for v in self.versions if v != NOT_SAMPLED]
         return min(sampled) if sampled else NOT_SAMPLED
+
+
+@dataclass
+class TurnOutput:
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: str  # "stop" (a stop string or EOS) or "length"
+    versions: list[int]  # policy version per token: a turn interrupted by a weight update
+    # carries the old version on the tokens before it and the new one after

@@ -89,7 +89,7 @@ async def bench(args) -> dict[str, list[dict]]:
     from actors.search import SearchResult
     from conf.loader import CONF_DIR, load_config
     from conf.schema import EngineConf
-    from orchestrator.wiring import resolve_assets
+    from tinyworld.assets import resolve_assets
 
     cfg = load_config(CONF_DIR / "tiny.yaml", args.overrides)
     assets = resolve_assets(cfg, tuned_simulator=False)

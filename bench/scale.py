@@ -75,7 +75,7 @@ def push_s(conf: ScaleConf, size: ModelSize) -> float:
 
 def train_config(conf: ScaleConf, engines: int, eta: int, interrupt: bool, run_root: str):
     from conf.loader import CONF_DIR, load_config
-    from orchestrator.stages import world_stage
+    from tinyworld.stages import world_stage
 
     world = world_stage(load_config(CONF_DIR / "tiny.yaml", []).world, quiet=True)
     replicas = max(1, round(conf.simulator_replicas * engines / conf.engines))

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     from actors.dataset import load_questions
     from conf.loader import CONF_DIR, load_config
-    from orchestrator.sft_simulator import controllability, sft_simulator
-    from orchestrator.wiring import resolve_assets
+    from learner.simulator_sft import controllability
+    from orchestrator.sft_simulator import sft_simulator
+    from tinyworld.assets import resolve_assets
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="bench/results/controllability.json")

@@ -191,7 +191,7 @@ class TimedEngine:
         enc = self.tokenizer.encode
         self.filler = enc(" the city river of a name person lives works known in old new")
         self.info_close = enc("</information>")[0]
-        from actors.episode import INSTRUCTION
+        from actors.dataset import INSTRUCTION
 
         self.base_observations = enc(INSTRUCTION).count(self.info_close)
 

@@ -31,7 +31,7 @@ class WorldConf:
     num_people: int = bounded(200, 5, 100000)
     """People in the synthetic world; each yields three questions, a fifth are held out."""
     pretrain_steps: int = bounded(1200, 1, 1 << 30)
-    """Steps (batch 32) each tiny base LM reads its texts (see ``orchestrator.stages``)."""
+    """Steps (batch 32) each tiny base LM reads its texts (see ``tinyworld.stages``)."""
     warm_start_steps: int = bounded(1000, 1, 1 << 30)
     """Steps (batch 16) of the policy's SFT on format demonstrations about invented people:
     the protocol (and copying names) is learnt while the world's answers are not."""

@@ -15,6 +15,8 @@ import json
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,11 +47,17 @@ def _decoupled(logprobs, mb, conf: LearnerConf):
                               mb.loss_mask, conf.clip_eps, conf.behavior_cap)
 
 
-# algorithm name -> (advantage function, loss adapter)
+@dataclass(frozen=True)
+class Algorithm:
+    advantages: Callable  # (rewards, group_ids) -> advantages, both (B,)
+    loss: Callable  # (logprobs, micro-batch, conf) -> (loss, stats)
+    proximal: bool = False  # needs the pre-update policy's logprobs across mini-batches
+
+
 ALGORITHMS = {
-    "grpo": (grpo_advantages, _clipped),
-    "decoupled_ppo": (grpo_advantages, _decoupled),
-    "reinforce_pp": (reinforce_pp_advantages, _clipped),
+    "grpo": Algorithm(grpo_advantages, _clipped),
+    "decoupled_ppo": Algorithm(grpo_advantages, _decoupled, proximal=True),
+    "reinforce_pp": Algorithm(reinforce_pp_advantages, _clipped),
 }
 
 
@@ -141,17 +149,17 @@ class Learner:
         trajs = [t for group in groups for t in group]
         rewards = torch.tensor([t.reward for t in trajs], dtype=torch.float32)  # (B,)
         group_ids = torch.tensor([t.group_index for t in trajs])  # (B,)
-        advantage_fn, loss_fn = ALGORITHMS[self.conf.algorithm]
-        advantages = advantage_fn(rewards, group_ids)  # (B,)
+        algorithm = ALGORITHMS[self.conf.algorithm]
+        advantages = algorithm.advantages(rewards, group_ids)  # (B,)
         steps = [(self._my_micro_batches(trajs[a:b], advantages[a:b]),
                   max(1, sum(t.num_sampled for t in trajs[a:b])))
                  for a, b in mini_batch_bounds([len(g) for g in groups], self.conf.mini_batches)]
-        if self.conf.algorithm == "decoupled_ppo" and len(steps) > 1:
+        if algorithm.proximal and len(steps) > 1:
             self._attach_proximal([mb for micro, _ in steps for mb, _ in micro])
         sums: dict[str, float] = defaultdict(float)
         norms = []
         for micro, tokens in steps:
-            step_sums, grad_norm = self._optimizer_step(micro, tokens, loss_fn)
+            step_sums, grad_norm = self._optimizer_step(micro, tokens, algorithm.loss)
             for key, value in step_sums.items():
                 sums[key] += value / len(steps)
             norms.append(grad_norm)

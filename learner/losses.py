@@ -48,25 +48,35 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
-                        advantages: torch.Tensor, loss_mask: torch.Tensor,
-                        clip_eps: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PPO's clipped surrogate, token-mean over masked tokens.
+def clip_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float,
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's per-token clipped surrogate and where the clip binds.
 
-    logprobs, old_logprobs, loss_mask: (B, T); advantages: (B,) broadcast over tokens.
-    loss = mean_t max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)).
-    Returns the loss and detached statistics (clip fraction, mean ratio).
+    ratio: (B, T); advantages: (B,) broadcast over tokens. Returns
+    max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)) and the mask of tokens where the
+    clipped term is the larger, both (B, T).
     """
-    ratio = torch.exp(logprobs - old_logprobs)  # (B, T)
     adv = advantages.unsqueeze(-1)  # (B, 1)
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    loss = masked_mean(torch.maximum(unclipped, clipped), loss_mask)
+    return torch.maximum(unclipped, clipped), clipped > unclipped
+
+
+def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
+                        advantages: torch.Tensor, loss_mask: torch.Tensor,
+                        clip_eps: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate of ratio = pi / pi_old, token-mean over masked tokens.
+
+    logprobs, old_logprobs, loss_mask: (B, T); advantages: (B,).
+    Returns the loss and detached statistics (clip fraction, mean ratio).
+    """
+    ratio = torch.exp(logprobs - old_logprobs)  # (B, T)
+    surrogate, clipped = clip_surrogate(ratio, advantages, clip_eps)
     stats = {
-        "clip_frac": masked_mean((clipped > unclipped).float(), loss_mask).detach(),
+        "clip_frac": masked_mean(clipped.float(), loss_mask).detach(),
         "ratio_mean": masked_mean(ratio, loss_mask).detach(),
     }
-    return loss, stats
+    return masked_mean(surrogate, loss_mask), stats
 
 
 def decoupled_ppo_loss(logprobs: torch.Tensor, proximal_logprobs: torch.Tensor,
@@ -81,22 +91,17 @@ def decoupled_ppo_loss(logprobs: torch.Tensor, proximal_logprobs: torch.Tensor,
     importance weight w = pi_prox / pi_behav, truncated at behavior_cap (no gradient):
         loss = mean_t w * max(-A r, -A clip(r, 1 - eps, 1 + eps)).
     """
-    weight = torch.exp(proximal_logprobs - behavior_logprobs).clamp(max=behavior_cap)  # (B, T)
-    weight = weight.detach()
+    raw_weight = torch.exp(proximal_logprobs - behavior_logprobs).detach()  # (B, T)
+    weight = raw_weight.clamp(max=behavior_cap)
     ratio = torch.exp(logprobs - proximal_logprobs)  # (B, T)
-    adv = advantages.unsqueeze(-1)  # (B, 1)
-    unclipped = -adv * ratio
-    clipped = -adv * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    loss = masked_mean(weight * torch.maximum(unclipped, clipped), loss_mask)
+    surrogate, clipped = clip_surrogate(ratio, advantages, clip_eps)
     stats = {
-        "clip_frac": masked_mean((clipped > unclipped).float(), loss_mask).detach(),
+        "clip_frac": masked_mean(clipped.float(), loss_mask).detach(),
         "ratio_mean": masked_mean(ratio, loss_mask).detach(),
         "behavior_weight_mean": masked_mean(weight, loss_mask),
-        "behavior_capped_frac": masked_mean(
-            (torch.exp(proximal_logprobs - behavior_logprobs) > behavior_cap).float(),
-            loss_mask).detach(),
+        "behavior_capped_frac": masked_mean((raw_weight > behavior_cap).float(), loss_mask),
     }
-    return loss, stats
+    return masked_mean(weight * surrogate, loss_mask), stats
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 ``<run dir>/checkpoints/stepNNNNNN/`` holds the learner's part (``model/`` as a full HF
 folder, ``optimizer-rank*.pt``, ``learner.json`` with the policy version) and ``state.json``:
-the step, the curriculum's state, the queue's (its version and which groups, i.e. positions
+the step, the queue's state (its version and which groups, i.e. positions
 in the question stream, were consumed), the run's fault counts, and the settings that map
 group indices to questions (``MAPPING_KEYS`` and a fingerprint of the training data). A
 checkpoint is written into a hidden ``.partial-*`` folder and renamed into place when
@@ -36,7 +36,6 @@ LEARNER_FILES = ("learner.json", "model/config.json")
 class Resume:
     path: Path
     step: int  # the last step the checkpoint includes
-    curriculum: dict
     queue: dict
     mapping: dict = field(default_factory=dict)
     faults: dict = field(default_factory=dict)
@@ -122,7 +121,7 @@ def load_checkpoint(path: Path) -> Resume:
     """The checkpoint in folder `path`; IncompleteCheckpoint saying what is wrong."""
     try:
         state = json.loads((path / "state.json").read_text())
-        resume = Resume(path, int(state["step"]), state["curriculum"], state["queue"],
+        resume = Resume(path, int(state["step"]), state["queue"],
                         state.get("mapping", {}), state.get("faults", {}))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise IncompleteCheckpoint(f"state.json unreadable ({type(err).__name__})") from None

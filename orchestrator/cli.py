@@ -74,7 +74,7 @@ def _pipeline(cfg) -> None:
 
 def _stage(name: str):
     def run(cfg) -> None:
-        from orchestrator import stages
+        from tinyworld import stages
 
         build = {"world": stages.world_stage, "pretrain": stages.pretrain_stage,
                  "warm-start": lambda world: stages.warm_start_stage(

@@ -15,9 +15,9 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+from actors.play import Played
 from actors.rewards import exact_match, f1_score
 from conf.schema import Config
-from orchestrator.play import Played
 from orchestrator.wiring import with_corpus
 
 EVAL_APP = "simulator-eval"
@@ -110,10 +110,10 @@ def print_table(report: dict[str, dict[str, float]], backend: str, samples: int)
 
 def evaluate(cfg: Config) -> Path:
     """Play, score, print, write; returns the JSON report's path."""
-    from orchestrator import wiring
+    from tinyworld.assets import resolve_assets
 
     ev = cfg.eval
-    assets = wiring.resolve_assets(cfg)
+    assets = resolve_assets(cfg)
     data_path, questions, search = eval_inputs(cfg, assets)
     policy = ev.policy_path or assets.policy_path
     episode = replace(cfg.rollout.episode, temperature=ev.temperature)
@@ -131,9 +131,9 @@ def evaluate(cfg: Config) -> Path:
 
 def _play(cfg: Config, search, episode, policy: str, questions, simulator_path: str):
     """Episodes against the chosen backend; the simulator pool is started only for it."""
+    from actors.play import play_questions
     from actors.search import BackendContext, make_backend
     from orchestrator import wiring
-    from orchestrator.play import play_questions
 
     handle, started_ray = None, False
     if search.backend == "simulator":

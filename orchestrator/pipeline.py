@@ -1,6 +1,6 @@
 """``simsearch pipeline``: the whole method on the tiny world, each stage cached.
 
-1. world, pretrain, warm-start, simulator SFT (``orchestrator.stages``);
+1. world, pretrain, warm-start, simulator SFT (``tinyworld.stages``);
 2. RL against the training backend (the simulator, or the policy itself in self-search
    mode) with the noise curriculum, asynchronous, on a local Ray cluster; the held-out
    questions are scored before the first step, every ``eval.every`` steps and after the
@@ -36,9 +36,9 @@ def pipeline(cfg: Config) -> Path:
     from actors.dataset import load_questions
     from orchestrator.evaluate import eval_inputs
     from orchestrator.report import answer_prior, write_report
-    from orchestrator.stages import cached_stage
+    from tinyworld.stages import cached_stage
     from orchestrator.train import train
-    from orchestrator.wiring import resolve_assets
+    from tinyworld.assets import resolve_assets
 
     start = time.monotonic()
     cfg = pipeline_config(cfg)

@@ -15,7 +15,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from actors.episode import Question
+from actors.dataset import Question
 from actors.rewards import exact_match, normalize_answer
 
 METRICS = ("em", "f1", "searches")

@@ -77,8 +77,9 @@ def serve_simulator(cfg: Config) -> None:
     from ray import serve
 
     from orchestrator import wiring
+    from tinyworld.assets import resolve_assets
 
-    assets = wiring.resolve_assets(cfg)
+    assets = resolve_assets(cfg)
     warning = context_warning(cfg)
     if warning:
         print(warning, flush=True)

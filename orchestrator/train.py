@@ -50,12 +50,13 @@ def train(cfg: Config, run_dir: Path | None = None,
     import ray
 
     from orchestrator import wiring
+    from tinyworld.assets import resolve_assets
     from orchestrator.checkpoint import check_mapping, group_mapping, resume_point
     from orchestrator.metrics import MetricsLogger, start_wandb
 
     resume, in_place = resume_point(cfg.trainer.resume_from) if cfg.trainer.resume_from \
         else (None, None)
-    assets = wiring.resolve_assets(cfg)
+    assets = resolve_assets(cfg)
     state = RunState(Faults.from_state(resume.faults) if resume else Faults(),
                      group_mapping(cfg, assets.train_path), after_step, parts or Parts())
     if resume is not None:
@@ -123,13 +124,10 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None,
     eval.every steps. Returns the last step's metrics."""
     from tqdm import tqdm
 
-    from orchestrator.curriculum import Curriculum
+    from actors.curriculum import NoiseSchedule
 
-    cur, tr, state = cfg.curriculum, cfg.trainer, state or RunState()
-    curriculum = Curriculum(cur.schedule, cur.start, cur.end, cur.base,
-                            cur.steps or tr.total_steps)
-    if resume is not None:
-        curriculum.load_state_dict(resume.curriculum)
+    tr, state = cfg.trainer, state or RunState()
+    noise = NoiseSchedule.of(cfg.curriculum, tr.total_steps)
     first = resume.step + 1 if resume else 0
     metrics: dict[str, float] = {}
     start = {}  # the starting policy's scores, logged with the first step
@@ -138,7 +136,7 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None,
     on_terminal = sys.stdout.isatty()
     for step in tqdm(range(first, tr.total_steps), desc="train", unit="step", initial=first,
                      total=tr.total_steps, disable=not on_terminal):
-        metrics = one_step(cfg, system, logger, step, curriculum.advance(step), state.faults)
+        metrics = one_step(cfg, system, logger, step, noise(step), state.faults)
         metrics.update(start if step == first else {})
         if not on_terminal:  # job logs and CI: one line per step instead of a progress bar
             print(step_line(step, tr.total_steps, metrics), flush=True)
@@ -147,20 +145,19 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None,
             metrics.update(evaluator(step))
         logger.log(metrics, step)
         if tr.checkpoint_every and ((step + 1) % tr.checkpoint_every == 0 or last):
-            checkpoint(cfg, system, logger.run_dir, step, curriculum.state_dict(), state)
+            checkpoint(cfg, system, logger.run_dir, step, state)
         if state.after_step is not None:
             state.after_step(step, system)
     return metrics
 
 
-def checkpoint(cfg: Config, system, run_dir: Path, step: int, curriculum: dict,
-               state: RunState) -> None:
-    """Checkpoint the state after `step`: learner, queue, curriculum, mapping, faults."""
+def checkpoint(cfg: Config, system, run_dir: Path, step: int, state: RunState) -> None:
+    """Checkpoint the state after `step`: learner, queue, mapping, faults."""
     from orchestrator.checkpoint import save_checkpoint
     from orchestrator.supervisor import call
 
     timeout = cfg.trainer.step_timeout_s
-    saved = {"step": step, "curriculum": curriculum,
+    saved = {"step": step,
              "queue": call(system.queue.state_dict.remote(), timeout, "the queue"),
              "mapping": state.mapping, "faults": state.faults.state_dict()}
     save_checkpoint(run_dir, saved, lambda folder: call(
@@ -187,7 +184,6 @@ def one_step(cfg: Config, system, logger, step: int, noise: float,
     timeout = cfg.trainer.step_timeout_s
     rollout, queue, learner = system.rollout, system.queue, system.learner
     t0 = time.monotonic()
-    rollout.call_all("set_noise_probability", noise)
     batch = rollout.wait(queue.get_batch.remote(step, timeout), timeout,
                          f"the queue's batch for step {step}")
     wait_s = time.monotonic() - t0

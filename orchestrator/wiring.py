@@ -17,19 +17,10 @@ from pathlib import Path
 
 from actors.errors import RunStopped
 from conf.schema import Config, LearnerConf, SearchConf, SimulatorConf
+from tinyworld.assets import Assets
 
 SIMULATOR_APP = "simulator"
 SIMULATOR_DEPLOYMENT = "SimulatorServer"
-
-
-@dataclass
-class Assets:
-    """Resolved paths of what the run loads."""
-
-    train_path: str
-    policy_path: str
-    simulator_path: str
-    corpus_path: str  # for the bm25 backend
 
 
 @dataclass(frozen=True)
@@ -55,30 +46,6 @@ class System:
     @property
     def workers(self) -> list:
         return self.rollout.workers
-
-
-def resolve_assets(cfg: Config, tuned_simulator: bool = True) -> Assets:
-    """Config paths, with the tiny world's cached stages (built on first use) as defaults.
-
-    The default simulator is the fine-tuned one (the simulator-SFT stage) when a search
-    goes to it and tuned_simulator is set, else the simulator base; the default policy is
-    the warm start, with self-written information in self-search mode."""
-    needs_tiny = not (cfg.data.train_path and cfg.rollout.engine.model_path
-                      and cfg.simulator.engine.model_path and cfg.search.bm25.corpus_path)
-    tiny, simulator = None, cfg.simulator.engine.model_path
-    if needs_tiny:
-        from orchestrator.stages import ensure_tiny_assets, simulator_sft_stage
-
-        tiny = ensure_tiny_assets(cfg.world, self_search=cfg.search.backend == "self")
-        uses_simulator = "simulator" in (cfg.search.backend, cfg.eval.search.backend)
-        if not simulator and tuned_simulator and uses_simulator:
-            simulator = str(simulator_sft_stage(cfg, tiny))
-    return Assets(
-        train_path=cfg.data.train_path or str(tiny.data / "train.parquet"),
-        policy_path=cfg.rollout.engine.model_path or str(tiny.policy),
-        simulator_path=simulator or str(tiny.simulator),
-        corpus_path=cfg.search.bm25.corpus_path or str(tiny.data / "corpus.jsonl"),
-    )
 
 
 def with_corpus(conf: SearchConf, corpus_path: str) -> SearchConf:
@@ -357,15 +324,18 @@ def worker_spawner(cfg: Config, assets: Assets, queue, simulator, nccl: bool,
     if cls is None:
         from actors.rollout_worker import RolloutWorker as cls
 
+    from actors.curriculum import NoiseSchedule
+
     ro = cfg.rollout
     options = actor_options(ro.num_cpus, ro.num_gpus, ro.resource)
     search = with_corpus(cfg.search, assets.corpus_path)
+    noise = NoiseSchedule.of(cfg.curriculum, cfg.trainer.total_steps)
 
     def spawn(index: int, worker_id: str, model_path: str, version: int):
         return ray.remote(cls).options(**options).remote(
             worker_id, index, ro, model_path, assets.train_path, cfg.learner.reward,
             cfg.trainer.seed, queue, search, cfg.simulator, simulator,
-            cfg.queue.admit_timeout_s, version, nccl)
+            cfg.queue.admit_timeout_s, version, nccl, noise)
 
     return spawn
 

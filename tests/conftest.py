@@ -42,7 +42,7 @@ def tiny_assets():
     """The tiny world and models of conf/tiny.yaml (built once under the private HOME, and
     the same stages that the tests running `conf/tiny.yaml` find)."""
     from conf.loader import load_config
-    from orchestrator.stages import ensure_tiny_assets
+    from tinyworld.stages import ensure_tiny_assets
 
     return ensure_tiny_assets(load_config("conf/tiny.yaml").world)
 

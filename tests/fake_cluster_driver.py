@@ -65,6 +65,7 @@ def main(gcs_address: str, run_dir: str) -> dict:
     from actors.simulator import pool_writer
     from conf.loader import load_config
     from orchestrator import wiring
+    from tinyworld.assets import resolve_assets
 
     cfg = load_config("conf/tiny.yaml", [
         f"trainer.ray_address={gcs_address}", "rollout.resource=policy",
@@ -74,7 +75,7 @@ def main(gcs_address: str, run_dir: str) -> dict:
         "simulator.autoscaling.upscale_delay_s=0.5",
         "simulator.autoscaling.downscale_delay_s=2"])
     wiring.connect_ray(cfg, wiring.roles(cfg))
-    assets = wiring.resolve_assets(cfg)
+    assets = resolve_assets(cfg)
     system = wiring.start_system(cfg, assets, Path(run_dir))
     actors = {"learner": system.learner, "policy": system.workers[0]}
     placed = {role: node_of(actor) for role, actor in actors.items()}

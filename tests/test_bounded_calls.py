@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from actors.engine import CallTimeout, within
-from actors.episode import Question
+from actors.dataset import Question
 from actors.queue import Ticket
 from actors.rollout_worker import BusyClock, RolloutWorker, VersionLock
 from conf.schema import RolloutConf

@@ -20,7 +20,7 @@ def write_learner(folder):
 
 
 def state(step: int, mapping: dict | None = None) -> dict:
-    return {"step": step, "curriculum": {"step": step}, "queue": {"version": step + 1},
+    return {"step": step, "queue": {"version": step + 1},
             "mapping": mapping or {}, "faults": {"restarts": 0}}
 
 

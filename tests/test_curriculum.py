@@ -1,10 +1,10 @@
-"""The noise curriculum: schedules against their formulas, seeded draws, checkpointed state."""
-
-import json
+"""The noise curriculum: schedules against their formulas, seeded draws, a pure function
+of the step (nothing to carry across a checkpoint)."""
 
 import pytest
 
-from orchestrator.curriculum import Curriculum, is_noisy, noise_probability
+from actors.curriculum import NoiseSchedule, is_noisy, noise_probability
+from conf.schema import CurriculumConf
 
 
 @pytest.mark.parametrize("step, expected", [
@@ -38,16 +38,13 @@ def test_schedules(schedule, step, expected):
     assert noise_probability(step, 100, 0.1, 0.5, 4.0, schedule) == pytest.approx(expected)
 
 
-def draws(curriculum: Curriculum, seed: int, steps: range) -> list[bool]:
-    out = []
-    for step in steps:
-        p = curriculum.advance(step)
-        out += [is_noisy(p, seed, f"g{step}/s{s}/t{t}") for s in range(4) for t in range(3)]
-    return out
+def draws(schedule: NoiseSchedule, seed: int, steps: range) -> list[bool]:
+    return [is_noisy(schedule(step), seed, f"g{step}/s{s}/t{t}")
+            for step in steps for s in range(4) for t in range(3)]
 
 
 def test_draws_replay_from_the_seed_and_follow_the_probability():
-    make = lambda: Curriculum("exponential", 0.0, 0.5, 4.0, total_steps=40)
+    make = lambda: NoiseSchedule("exponential", 0.0, 0.5, 4.0, total_steps=40)
     first, again = draws(make(), 11, range(40)), draws(make(), 11, range(40))
     assert first == again
     assert first != draws(make(), 12, range(40))
@@ -57,12 +54,15 @@ def test_draws_replay_from_the_seed_and_follow_the_probability():
     assert abs(sum(many) / len(many) - 0.3) < 0.015
 
 
-def test_state_survives_a_checkpoint():
-    run = Curriculum("linear", 0.0, 0.5, 4.0, total_steps=40)
-    before = draws(run, 3, range(0, 20))
-    state = json.loads(json.dumps(run.state_dict()))  # what a checkpoint file holds
-    resumed = Curriculum("linear", 0.0, 0.5, 4.0, total_steps=40)
-    resumed.load_state_dict(state)
-    assert resumed.step == 19 and resumed.probability() == run.probability()
-    uninterrupted = Curriculum("linear", 0.0, 0.5, 4.0, total_steps=40)
-    assert before + draws(resumed, 3, range(20, 40)) == draws(uninterrupted, 3, range(40))
+def test_a_resumed_run_draws_what_an_uninterrupted_one_does():
+    schedule = NoiseSchedule("linear", 0.0, 0.5, 4.0, total_steps=40)
+    resumed = NoiseSchedule("linear", 0.0, 0.5, 4.0, total_steps=40)  # rebuilt from config
+    assert draws(schedule, 3, range(20)) + draws(resumed, 3, range(20, 40)) == draws(
+        schedule, 3, range(40))
+
+
+def test_the_schedule_comes_from_config_and_defaults_to_no_noise():
+    conf = CurriculumConf(start=0.1, end=0.5, base=4.0, schedule="linear")
+    assert NoiseSchedule.of(conf, total_steps=100)(25) == pytest.approx(0.2)
+    assert NoiseSchedule.of(CurriculumConf(steps=10), total_steps=100)(10) == 0.5
+    assert {NoiseSchedule()(step) for step in (0, 7, 10**6)} == {0.0}

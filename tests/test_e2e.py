@@ -14,6 +14,7 @@ from orchestrator import cli, wiring
 from orchestrator.metrics import DummyWandb, MetricsLogger
 from orchestrator.train import make_run_dir, run_loop
 from orchestrator.weight_sync import WeightPusher
+from tinyworld.assets import resolve_assets
 from tests.wandb_file import history
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ def test_learning_changes_weights_and_sync_makes_engine_equal(ray_cluster, tmp_p
     cfg = load_config("conf/tiny.yaml", [f"trainer.total_steps={STEPS}", "learner.lr=1e-3",
                                          f"trainer.run_dir={tmp_path}"])
     run_dir = make_run_dir(cfg.trainer.run_dir)
-    assets = wiring.resolve_assets(cfg)
+    assets = resolve_assets(cfg)
     system = wiring.start_system(cfg, assets, run_dir)
     try:
         before = ray_cluster.get(system.learner.weights.remote(), timeout=120)

@@ -5,8 +5,10 @@ import asyncio
 
 import pytest
 
-from actors.episode import (INVALID_ACTION, MAX_QUERY_CHARS, Limits, Question, TurnOutput,
-                            format_observation, parse_action, run_episode)
+from actors.dataset import Question
+from actors.episode import (INVALID_ACTION, MAX_QUERY_CHARS, Limits, format_observation,
+                            parse_action, run_episode)
+from actors.trajectory import TurnOutput
 from actors.search import SearchResult
 
 Q = Question(0, "where?", "prompt", ["Paris"], "test")

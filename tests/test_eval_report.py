@@ -2,10 +2,10 @@
 
 import pytest
 
-from actors.episode import Question
+from actors.dataset import Question
 from actors.trajectory import Trajectory
 from orchestrator.evaluate import eval_report
-from orchestrator.play import Played
+from actors.play import Played
 
 
 def played(index: int, source: str, gold: str, answer: str | None, turns=2, searches=1):

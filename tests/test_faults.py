@@ -70,14 +70,6 @@ def test_a_group_whose_episode_raises_is_played_again(ray_cluster, tiny_assets, 
             def __init__(self, inner):
                 self.inner, self.stats, self.failed_key = inner, inner.stats, ""
 
-            @property
-            def noise_probability(self):
-                return self.inner.noise_probability
-
-            @noise_probability.setter
-            def noise_probability(self, p):
-                self.inner.noise_probability = p
-
             async def search(self, request):
                 if not self.failed_key:
                     self.failed_key = request.key

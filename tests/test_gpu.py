@@ -8,6 +8,7 @@ import torch
 
 from conf.loader import load_config
 from orchestrator import wiring
+from tinyworld.assets import resolve_assets
 from orchestrator.metrics import DummyWandb, MetricsLogger
 from orchestrator.train import make_run_dir, run_loop
 
@@ -24,7 +25,7 @@ def test_nccl_weight_sync_makes_the_engine_sample_from_the_learners_weights(
         "learner.num_gpus=1", "rollout.num_gpus=1", "learner.weight_sync=nccl",
         "learner.sync_bucket_mb=1", "rollout.engine.gpu_memory_utilization=0.3"])
     run_dir = make_run_dir(cfg.trainer.run_dir)
-    system = wiring.start_system(cfg, wiring.resolve_assets(cfg), run_dir)
+    system = wiring.start_system(cfg, resolve_assets(cfg), run_dir)
     try:
         assert system.push_weights.mode == "nccl"
         logger = MetricsLogger(run_dir, DummyWandb())

@@ -2,7 +2,7 @@
 
 import json
 
-from actors.episode import Question
+from actors.dataset import Question
 from orchestrator.report import answer_prior, summarize, write_report
 
 BACKENDS = {"eval": "bm25", "eval_simulator": "simulator"}

@@ -6,19 +6,21 @@ import asyncio
 
 import pytest
 
-from actors.episode import Limits, Question, TurnOutput, run_episode
+from actors.dataset import Question
+from actors.episode import Limits, run_episode
+from actors.trajectory import TurnOutput
 from actors.retrievers import (Bm25Retriever, HttpRetriever, load_corpus,
                                parse_retrieve_response)
 from actors.search import (SearchRequest, SearchStats, SelfSearch, SimulatedSearch,
                            call_with_retries)
 from actors.simulator_prompt import EXAMPLES, parse_documents, request_prompt, simulator_prompt
 from conf.schema import SearchConf, SimulatorConf
-from orchestrator.curriculum import is_noisy
-from orchestrator.tinyworld import write_world
+from actors.curriculum import NoiseSchedule, is_noisy
+from tinyworld.world import write_world
 
 
-def request(key="g0/s0/t0", query="q"):
-    return SearchRequest(query, "where?", ["Paris"], key)
+def request(key="g0/s0/t0", query="q", step=0):
+    return SearchRequest(query, "where?", ["Paris"], key, step=step)
 
 
 def test_a_hanging_call_ends_as_a_recorded_failure():
@@ -77,12 +79,14 @@ def test_garbage_output_is_retried_then_recorded():
 def test_noise_follows_the_seeded_draw():
     writer = FlakyWriter()
     search = simulated(writer)
-    search.noise_probability = 0.4
+    search.noise = NoiseSchedule("linear", 0.0, 0.8, total_steps=10)  # p(5) = 0.4
     keys = [f"g{i}/s0/t0" for i in range(200)]
-    results = [asyncio.run(search.search(request(k))) for k in keys]
+    results = [asyncio.run(search.search(request(k, step=5))) for k in keys]
     expected = [is_noisy(0.4, 3, k) for k in keys]
     assert [r.noisy for r in results] == writer.noisy == expected
     assert 40 < sum(expected) < 120
+    # the same keys at the request's step 0 (p = 0) are never noisy
+    assert not any(asyncio.run(search.search(request(k, step=0))).noisy for k in keys)
 
 
 class CountingWriter(FlakyWriter):
@@ -123,7 +127,7 @@ def test_identical_searches_share_one_simulator_call():
 def test_the_cache_keeps_useful_and_noisy_pages_apart():
     writer = CountingWriter()
     search = cached(writer)
-    search.noise_probability = 0.5
+    search.noise = NoiseSchedule(end=0.5, total_steps=1)
     keys = [f"g0/s{i}/t0" for i in range(20)]
     results = [asyncio.run(search.search(request(k, "who"))) for k in keys]
     assert writer.calls == 2  # one useful page, one noisy page

@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from actors.curriculum import NoiseSchedule
 from actors.episode import Limits
 from actors.search import SearchRequest, make_backend, BackendContext
 from conf.schema import HttpConf, OpenAIConf, SearchConf, SimulatorConf
@@ -112,8 +113,8 @@ def openai_server(tiny_assets, tmp_path_factory):
 def test_openai_backend_answers_a_batch(openai_server):
     conf = SearchConf(backend="openai", topk=3,
                       openai=OpenAIConf(base_url=openai_server, model="tiny-sim"))
-    backend = make_backend(conf, BackendContext(SimulatorConf(max_tokens=48), seed=0))
-    backend.noise_probability = 0.5
+    backend = make_backend(conf, BackendContext(SimulatorConf(max_tokens=48), seed=0),
+                           NoiseSchedule(end=0.5, total_steps=1))
     results = batch(backend)
     assert all(not r.failed and 1 <= len(r.docs) <= 3 for r in results), results
     assert all(t > 0 for t in backend.stats.tokens)
@@ -134,7 +135,7 @@ def test_self_backend_writes_information_with_the_policy(tiny_assets):
     from actors.engine import start_engine
     from actors.episode import run_episode
     from conf.schema import EngineConf
-    from orchestrator.play import EngineGenerator
+    from actors.play import EngineGenerator
 
     async def play():
         engine = start_engine(EngineConf(), str(tiny_assets.policy), seed=0)

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from actors.episode import Question
+from actors.dataset import Question
 from actors.simulator_prompt import titled
 from conf.loader import ConfigError
 from conf.schema import SftConf
-from orchestrator.sft_simulator import (SearchRecord, build_examples, extra_queries,
+from learner.simulator_sft import (SearchRecord, build_examples, extra_queries,
                                         label_searches)
 
 RECORDS = [

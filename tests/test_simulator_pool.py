@@ -10,6 +10,7 @@ import signal
 import psutil
 import pytest
 
+from actors.curriculum import NoiseSchedule
 from actors.episode import format_observation
 from actors.search import SearchRequest, SimulatedSearch
 from actors.simulator import pool_writer
@@ -55,8 +56,8 @@ def test_replicas_hold_the_custom_resource(two_replicas):
 
 
 def test_a_batch_of_queries_is_answered(two_replicas):
-    search = SimulatedSearch(pool_writer(two_replicas), SearchConf(topk=3), seed=0)
-    search.noise_probability = 0.5
+    search = SimulatedSearch(pool_writer(two_replicas), SearchConf(topk=3), seed=0,
+                             noise=NoiseSchedule(end=0.5, total_steps=1))
     results = asyncio.run(search_all(search, requests(16, "batch")))
     assert all(not r.failed and 1 <= len(r.docs) <= 3 for r in results)
     assert 0 < sum(r.noisy for r in results) < 16

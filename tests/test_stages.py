@@ -4,12 +4,11 @@ import json
 
 import pytest
 
-from actors.episode import Question
-from learner.warm_start import demonstration, evidence
-from orchestrator.stages import DONE, cached_stage
-from actors.dataset import load_questions
+from actors.dataset import Question, load_questions
 from actors.retrievers import load_corpus
-from orchestrator.tinyworld import (LINKS, generic_documents, held_out_titles, make_world,
+from tinyworld.warm_start import demonstration, evidence
+from tinyworld.stages import DONE, cached_stage
+from tinyworld.world import (LINKS, generic_documents, held_out_titles, make_world,
                                     write_demo_world, write_world)
 
 

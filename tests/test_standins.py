@@ -19,14 +19,15 @@ sys.path.insert(0, str(BENCH))
 from timed_engine import Draw, EngineModel, TimedEngine, Workload, turn_hazard  # noqa: E402
 
 from actors.engine import generate, sampling_params, stream_turn  # noqa: E402
-from actors.episode import INSTRUCTION, STOP_STRINGS, Limits, Question, run_episode  # noqa: E402
+from actors.dataset import INSTRUCTION, Question  # noqa: E402
+from actors.episode import STOP_STRINGS, Limits, run_episode  # noqa: E402
 from actors.search import SearchResult  # noqa: E402
 from actors.simulator_prompt import parse_documents  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tokenizer_folder(tmp_path_factory) -> str:
-    from learner.tiny_models import build_tokenizer
+    from tinyworld.models import build_tokenizer
 
     out = tmp_path_factory.mktemp("tok")
     build_tokenizer(["the city river of a name person lives works known in old new"] * 20,

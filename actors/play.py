@@ -10,7 +10,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Callable
 
-from actors.episode import STOP_STRINGS, Limits, Question, run_episode
+from actors.dataset import Question
+from actors.episode import STOP_STRINGS, Limits, run_episode
 from actors.trajectory import Trajectory
 from conf.schema import EngineConf, EpisodeConf
 

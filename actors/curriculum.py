@@ -4,17 +4,21 @@ ZeroSearch's exponential schedule at global step i of m:
     p(i) = p_s + (b^(i/m) - 1) / (b - 1) * (p_e - p_s),  and p = p_e once i >= m.
 ``linear`` replaces the fraction by i/m and ``constant`` serves p_e throughout.
 
+The step of a search is the policy version its group was admitted at, so the probability
+is a pure function of what the search request carries, computed where the search is made
+(``NoiseSchedule``): nothing is sent to the workers per step and nothing is checkpointed.
 Each search draws u ~ U(0, 1) and is served noisy when u <= p. The draw is a hash of the
 run seed and the search's key (group, sample, turn), not a shared random stream, so it
 does not depend on which of many concurrent episodes asks first: a run replays from its
-seed, and the curriculum's whole state is its step (``state_dict``), which a checkpoint
-keeps.
+seed.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+
+from conf.schema import CurriculumConf
 
 
 def exponential_fraction(step: int, total_steps: int, base: float) -> float:
@@ -50,28 +54,21 @@ def is_noisy(probability: float, seed: int, key: str) -> bool:
     return probability > 0.0 and noise_draw(seed, key) <= probability
 
 
-@dataclass
-class Curriculum:
-    """The schedule of one run, advanced by the driver once per step."""
+@dataclass(frozen=True)
+class NoiseSchedule:
+    """p(step) of one run; the default is no noise at all (evaluation, real engines)."""
 
-    schedule: str
-    start: float
-    end: float
-    base: float
-    total_steps: int
-    step: int = 0
+    schedule: str = "constant"
+    start: float = 0.0
+    end: float = 0.0
+    base: float = 4.0
+    total_steps: int = 0
 
-    def probability(self) -> float:
-        return noise_probability(self.step, self.total_steps, self.start, self.end,
-                                 self.base, self.schedule)
+    @classmethod
+    def of(cls, conf: CurriculumConf, total_steps: int) -> "NoiseSchedule":
+        """From a CurriculumConf; its `steps` (0 = the run's `total_steps`) spans the rise."""
+        return cls(conf.schedule, conf.start, conf.end, conf.base, conf.steps or total_steps)
 
-    def advance(self, step: int) -> float:
-        """Move to `step`; returns the noise probability there."""
-        self.step = step
-        return self.probability()
-
-    def state_dict(self) -> dict:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
+    def __call__(self, step: int) -> float:
+        return noise_probability(step, self.total_steps, self.start, self.end, self.base,
+                                 self.schedule)

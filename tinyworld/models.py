@@ -1,6 +1,6 @@
 """The tiny world's tokenizer and tiny random-initialised Qwen2 models.
 
-``orchestrator.stages`` builds them once per setting and caches them. Building is
+``tinyworld.stages`` builds them once per setting and caches them. Building is
 deterministic (fixed seeds) and needs no network. The models use head_dim 64 (vLLM's CPU
 attention needs it) and float32, so the learner and the vLLM engines hold bit-identical
 weights after a sync. Embeddings are untied: vLLM 0.32 on CPU keeps a processed copy of a

@@ -7,9 +7,8 @@ for a two-hop question, answer. Before each action the thought quotes the senten
 on ("<think> The profession of Ka Lo is smith. </think> <answer> smith </answer>"): the
 quote starts with the question's own words and the person's name, so the fact that follows
 is an in-context copy (what followed the same words on the page), which the tiny policy
-can learn, and the answer copies the quote's last word. Without the quote, the policy
-answered professions from their prior (2 of 40 held-out after 150 steps, 24 with it).
-The demonstrations are about invented people outside the world
+can learn, and the answer copies the quote's last word (docs/experiments.md measures the
+quotes' effect). The demonstrations are about invented people outside the world
 (``tinyworld.write_demo_world``), as an instruction-tuning set would be: their names are
 new, so a demonstration is fitted only by copying the name into the query and the answer
 out of the information, never by recalling the world. The loss covers only the
@@ -24,8 +23,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from actors.dataset import load_questions
-from actors.episode import Question, format_observation
+from actors.dataset import Question, load_questions
+from actors.episode import format_observation
 from actors.search import INFO_OPEN, SearchResult
 
 WARM_START_LR = 3e-3

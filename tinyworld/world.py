@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.episode import INSTRUCTION
+from actors.dataset import INSTRUCTION
 
 SYLLABLES = ["ka", "lo", "mi", "ren", "tar", "vo", "zel", "qu", "dan", "fi", "mor",
              "pel", "su", "thi", "gra", "nox", "bel", "cor", "ish", "um", "wen", "yar"]

@@ -38,7 +38,7 @@ def pretrain(tokenizer_dir: Path, out_dir: Path, examples: list[list[tuple[str, 
     from transformers import AutoTokenizer
 
     from learner.sft import finetune
-    from learner.tiny_models import build_model
+    from tinyworld.models import build_model
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     build_model(len(tokenizer), out_dir, seed=seed)

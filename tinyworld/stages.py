@@ -7,7 +7,7 @@
                  training people and general text, so held-out questions need a search
     warm-start   a short SFT of the policy base on format demonstrations about invented
                  people outside the world
-    sft          the simulator SFT for useful/noisy control (``simsearch sft-simulator``)
+    sft          the simulator SFT for useful/noisy control (``learner.simulator_sft``)
 
 A stage's folder is ``<world.cache_dir>/<stage>-<hash>``, the hash taken over the stage's
 settings and the names of the stage folders it reads (not where the cache lies), so a
@@ -67,8 +67,8 @@ def cached_stage(cache_dir: str, name: str, depends: dict, build: Callable[[Path
 
 def world_stage(world: WorldConf, quiet: bool = False) -> Path:
     """data/ (corpus.jsonl, train.parquet, test.parquet) and tokenizer/."""
-    from learner.tiny_models import build_tokenizer
-    from orchestrator.tinyworld import world_text, write_world
+    from tinyworld.models import build_tokenizer
+    from tinyworld.world import world_text, write_world
 
     def build(out: Path) -> None:
         write_world(out / "data", world.seed, world.num_people)
@@ -82,8 +82,8 @@ def pretrain_stage(world: WorldConf, built: Path | None = None, quiet: bool = Fa
     """policy/ and simulator/: base LMs pretrained on the corpus (see the module doc);
     built is the world stage's folder when known."""
     from actors.retrievers import load_corpus
-    from learner.pretrain import GENERIC_DOCUMENTS, corpus_examples, pretrain
-    from orchestrator.tinyworld import generic_documents, held_out_titles
+    from tinyworld.pretrain import GENERIC_DOCUMENTS, corpus_examples, pretrain
+    from tinyworld.world import generic_documents, held_out_titles
 
     built = built or world_stage(world)
 
@@ -105,8 +105,8 @@ def pretrain_stage(world: WorldConf, built: Path | None = None, quiet: bool = Fa
 def warm_start_stage(world: WorldConf, self_search: bool = False) -> Path:
     """The policy base fine-tuned on format demonstrations about invented people (their
     world in demo/); self_search (SSRL) also trains the information the policy writes."""
-    from learner.warm_start import warm_start
-    from orchestrator.tinyworld import write_demo_world
+    from tinyworld.warm_start import warm_start
+    from tinyworld.world import write_demo_world
 
     bases = pretrain_stage(world)
 
@@ -128,15 +128,18 @@ def ensure_tiny_assets(world: WorldConf, self_search: bool = False) -> TinyPaths
                      pretrain_stage(world, built, quiet=True) / "simulator")
 
 
-def simulator_sft_stage(cfg: Config, tiny: TinyPaths) -> Path:
-    """The simulator base after ``simsearch sft-simulator`` on the tiny world (collected
-    with the warm-started policy against BM25 over the corpus)."""
-    from orchestrator.sft_simulator import sft_simulator
+def simulator_sft_stage(cfg: Config, assets, tiny: TinyPaths) -> Path:
+    """The simulator base after the simulator SFT (``learner.simulator_sft``) on `assets`,
+    the run's paths with the untuned simulator (by default the warm-started policy, the
+    world's questions and BM25 over its corpus)."""
+    from learner.simulator_sft import SftPaths, build_simulator
 
     run_cfg = replace(cfg, sft=replace(cfg.sft, output_dir=""))
+    paths = SftPaths(assets.policy_path, assets.simulator_path, assets.train_path,
+                     assets.corpus_path)
 
     def build(out: Path) -> None:
-        sft_simulator(replace(run_cfg, sft=replace(run_cfg.sft, output_dir=str(out))))
+        build_simulator(run_cfg, paths, out)
 
     depends = {"policy": tiny.policy.name,
                "simulator": f"{tiny.simulator.parent.name}/{tiny.simulator.name}",
