@@ -10,10 +10,10 @@ Chosen by name (``search.backend``) from ``BACKENDS``:
 
 The two simulated backends draw useful/noisy per search from the curriculum at the
 request's step (a seeded hash of the search's key, so concurrent episodes do not change
-each other's draws). Every
-remote call has a timeout and a bounded retry with exponential backoff; output with no
-usable document counts as a failed attempt; a search that still fails comes back as a
-recorded failure, which the episode turns into a failure observation. Never a hang.
+each other's draws). Every remote call has a timeout and a bounded retry with exponential
+backoff; output with no usable document counts as a failed attempt; a search that still
+fails comes back as a recorded failure, which the episode turns into a failure
+observation. Never a hang.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
+from actors.curriculum import NoiseSchedule, is_noisy
 from actors.simulator_prompt import split_title
 from conf.schema import SearchConf, SimulatorConf
-from actors.curriculum import NoiseSchedule, is_noisy
 
 MAX_BACKOFF_S = 5.0
 

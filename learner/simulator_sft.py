@@ -96,8 +96,8 @@ def collect(cfg: Config, policy_path: str, questions: list[Question], search_con
             ) -> tuple[list[SearchRecord], dict[str, float]]:
     """Play sft.samples episodes per question, then search the extra queries; the searches
     and each episode's EM."""
-    from actors.search import BackendContext, make_backend
     from actors.play import play_questions
+    from actors.search import BackendContext, make_backend
 
     backend = make_backend(search_conf, BackendContext(cfg.simulator, cfg.trainer.seed))
     recorder = RecordingSearch(backend)
