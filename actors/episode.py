@@ -13,6 +13,7 @@ protocols, so the loop is tested with scripted stand-ins as well as with vLLM.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -137,6 +138,31 @@ async def run_episode(prompt_ids: list[int], question: Question, generator: Gene
     traj.response_text = "".join(texts)
     traj.total_s = time.monotonic() - start
     return traj
+
+
+def sample_keys(questions: list[Question], samples: int, prefix: str
+                ) -> list[tuple[Question, str]]:
+    """(question, episode key) for `samples` episodes of each question, keys
+    "<prefix><index>/s<sample>"."""
+    return [(q, f"{prefix}{q.index}/s{s}") for q in questions for s in range(samples)]
+
+
+async def play_episodes(jobs: list[tuple[Question, str]], generator: Generator,
+                        search: SearchBackend, encode: Callable[[str], list[int]],
+                        limits: Limits, step: int = 0) -> list[Trajectory]:
+    """One episode per (question, key), all at once, in order. If one raises, the others
+    are cancelled and the error propagates (a group is played whole or not at all)."""
+    prompts: dict[int, list[int]] = {}
+    tasks = [asyncio.ensure_future(run_episode(
+        prompts.setdefault(q.index, encode(q.prompt)), q, generator, search, encode, limits,
+        key, step)) for q, key in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _search(traj: Trajectory, search: SearchBackend, request: SearchRequest,

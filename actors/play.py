@@ -6,12 +6,11 @@ vLLM engine with the policy, any search backend, all episodes at once.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Callable
 
 from actors.dataset import Question
-from actors.episode import STOP_STRINGS, Limits, run_episode
+from actors.episode import STOP_STRINGS, Limits, play_episodes, sample_keys
 from actors.trajectory import Trajectory
 from conf.schema import EngineConf, EpisodeConf
 
@@ -43,7 +42,7 @@ async def play_questions(engine_conf: EngineConf, episode: EpisodeConf, policy_p
     """`samples` episodes per question; make_search(generator, encode) gives the backend."""
     from actors.engine import start_engine
 
-    keys = [(q, f"q{q.index}/s{s}") for q in questions for s in range(samples)]
+    keys = sample_keys(questions, samples, "q")
     engine = start_engine(engine_conf, policy_path, seed)
     try:
         trajs = await _play_on(engine, episode, keys, make_search)
@@ -63,8 +62,6 @@ async def _play_on(engine, episode: EpisodeConf, keys: list[tuple[Question, str]
     policy = EngineGenerator(engine, episode.temperature)
     search = make_search(policy, encode)
     try:
-        return await asyncio.gather(*[run_episode(
-            encode(q.prompt), q, policy, search, encode, Limits.of(episode), key)
-            for q, key in keys])
+        return await play_episodes(keys, policy, search, encode, Limits.of(episode))
     finally:
         await search.close()

@@ -25,7 +25,7 @@ from actors.curriculum import NoiseSchedule
 from actors.dataset import Question, load_questions, question_for
 from actors.engine import (CallTimeout, Unhealthy, check_engine, generate, sampling_params,
                            start_engine, stream_turn, within)
-from actors.episode import STOP_STRINGS, Limits, run_episode
+from actors.episode import STOP_STRINGS, Limits, play_episodes, sample_keys
 from actors.rewards import exact_match, score
 from actors.search import BackendContext, make_backend
 from actors.trajectory import Trajectory, TurnOutput
@@ -244,21 +244,13 @@ class RolloutWorker:
         return self.engine.errored or self.failed_in_row >= self.conf.max_group_failures
 
     async def _play_group(self, ticket, q: Question) -> list[Trajectory]:
-        prompt_ids = self.encode(q.prompt)
-        episodes = [run_episode(prompt_ids, q, self, self.search, self.encode, self.limits,
-                                key=f"g{ticket.index}/s{sample}", step=ticket.version)
-                    for sample in range(self.conf.group_size)]
-        tasks = [asyncio.ensure_future(episode) for episode in episodes]
-        self.running_episodes += len(tasks)
+        jobs = [(q, f"g{ticket.index}/s{sample}") for sample in range(self.conf.group_size)]
+        self.running_episodes += len(jobs)
         try:
-            group: list[Trajectory] = await asyncio.gather(*tasks)
-        except BaseException:  # the group's other episodes stop too
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+            group = await play_episodes(jobs, self, self.search, self.encode, self.limits,
+                                        step=ticket.version)
         finally:
-            self.running_episodes -= len(tasks)
+            self.running_episodes -= len(jobs)
         for traj in group:
             self._score(traj, ticket.index, q)
         return group
@@ -300,13 +292,10 @@ class RolloutWorker:
             self.eval_searches[search_conf.backend] = make_backend(search_conf,
                                                                    self.backend_context)
         search = self.eval_searches[search_conf.backend]
-        policy = AtTemperature(self, temperature)
-        jobs = [(i, q, f"{tag}/q{q.index}/s{s}") for i, q in enumerate(questions)
-                for s in range(samples)]
-        trajs = await asyncio.gather(*[
-            run_episode(self.encode(q.prompt), q, policy, search, self.encode,
-                        self.limits, key) for _, q, key in jobs])
-        return [(i, traj) for (i, _, _), traj in zip(jobs, trajs)]
+        jobs = sample_keys(questions, samples, f"{tag}/q")
+        trajs = await play_episodes(jobs, AtTemperature(self, temperature), search,
+                                    self.encode, self.limits)
+        return [(i // samples, traj) for i, traj in enumerate(trajs)]  # question-major
 
     def _score(self, traj: Trajectory, group_index: int, q) -> None:
         traj.group_index, traj.question_index = group_index, q.index

@@ -72,7 +72,7 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
         rows = sorted([r for r in results.get("staleness", [])
                        if r["interrupt"] == interrupt or r["max_staleness"] == 0],
                       key=lambda r: r["max_staleness"])
-        if rows:
+        if any(r["max_staleness"] for r in rows):  # eta 0 alone is no series
             right.plot([r["max_staleness"] for r in rows], [r["engine_busy"] for r in rows],
                        style, label=f"interruptible {'on' if interrupt else 'off'}")
     right.set(xlabel="queue.max_staleness", ylabel="engine busy fraction", ylim=(0, 1.05),

@@ -51,9 +51,12 @@ class ScaleConf:
     steps: int = 3
     """Timed steps, after a first one that is left out (start-up)."""
     staleness: list[int] = field(default_factory=lambda: [0, 1, 2, 4])
+    interrupt: list[bool] = field(default_factory=lambda: [True, False])
+    """Interruptible generation settings run at each eta > 0 (eta 0 runs with it on)."""
     scaling_engines: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
-    time_scale: float = 4.0
-    """Wall seconds per modelled second."""
+    time_scale: float = 12.0
+    """Wall seconds per modelled second (12 keeps 32 engines' control plane within two
+    cores)."""
     engine: EngineModel = field(default_factory=EngineModel)
     workload: Workload = field(default_factory=Workload)
     learner: LearnerModel = field(default_factory=LearnerModel)
@@ -188,7 +191,7 @@ def staleness_section(conf: ScaleConf, root: str) -> list[dict]:
     size = conf.models[0]
     return [run(conf, conf.engines, eta, interrupt, size, root)
             for eta in sorted(conf.staleness, reverse=True)
-            for interrupt in ((True, False) if eta else (True,))]
+            for interrupt in (conf.interrupt if eta else [True])]
 
 
 def scaling_section(conf: ScaleConf, root: str, eta: int, done: list[dict]) -> list[dict]:

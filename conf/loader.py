@@ -67,8 +67,14 @@ def _check_override_syntax(overrides: list[str]) -> None:
             raise ConfigError(f"override {item!r} is not of the form section.key=value")
 
 
+# Keys that moved to the section of the component that reads them: old -> new.
+MOVED_KEYS = {"learner.reward": "rollout.reward"}
+
+
 def _unknown_key_message(err: OmegaConfBaseException) -> str:
     key = getattr(err, "full_key", None) or "?"
+    if key in MOVED_KEYS:
+        return f"config key '{key}' is now '{MOVED_KEYS[key]}'"
     section = _section_of(key)
     allowed = ", ".join(f.name for f in dataclasses.fields(section)) if section else "?"
     return f"unknown config key '{key}'; allowed keys here: {allowed}"

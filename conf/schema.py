@@ -90,6 +90,9 @@ class RolloutConf:
     interrupt_on_update: bool = True
     """On new weights, abort the turns in flight and resume them from their tokens under
     the new weights (no wait for the longest turn); false = the update waits for them."""
+    reward: str = choice("em", "em", "f1", "ssrl", "search_r1_format")
+    """How a worker scores each episode: EM (Search-R1), F1 (ZeroSearch), SSRL, or
+    Search-R1 format-aware."""
     num_cpus: float = bounded(0.5, 0.0, 1024.0)
     """Ray CPUs per rollout worker actor."""
     num_gpus: float = bounded(0.0, 0.0, 64.0)
@@ -366,8 +369,6 @@ class LearnerConf:
     """Optimizer steps per batch (PPO mini-batches, as verl's ppo_mini_batch_size): the
     batch's groups are split into this many parts, each one step, the later ones off-policy
     and held in by the clipped ratio; at most trainer.groups_per_step."""
-    reward: str = choice("em", "em", "f1", "ssrl", "search_r1_format")
-    """Training reward: EM (Search-R1), F1 (ZeroSearch), SSRL, or Search-R1 format-aware."""
     num_workers: int = bounded(1, 1, 4096)
     """Learner ranks: above 1, a group of actors sharding the model with FSDP2 (gloo on
     CPU, nccl on GPU); each rank trains on its slice of every batch."""

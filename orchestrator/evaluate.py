@@ -135,30 +135,21 @@ def _play(cfg: Config, search, episode, policy: str, questions, simulator_path: 
     from actors.search import BackendContext, make_backend
     from orchestrator import wiring
 
-    handle, started_ray = None, False
-    if search.backend == "simulator":
-        started_ray = wiring.connect_ray(cfg, ("simulator",))
-        handle = wiring.start_simulator(cfg.simulator, simulator_path, cfg.trainer.seed,
-                                        app_name=EVAL_APP)
+    def play(handle):
+        def make_search(generator, encode):
+            return make_backend(search, BackendContext(cfg.simulator, cfg.trainer.seed,
+                                                       handle, generator, encode))
 
-    def make_search(generator, encode):
-        return make_backend(search, BackendContext(cfg.simulator, cfg.trainer.seed, handle,
-                                                   generator, encode))
-
-    try:
         return asyncio.run(play_questions(cfg.rollout.engine, episode, policy,
                                           cfg.trainer.seed, questions, cfg.eval.samples,
                                           make_search))
-    finally:
-        if handle is not None:
-            _stop_pool(started_ray)
 
-
-def _stop_pool(started_ray: bool) -> None:
-    import ray
-    from ray import serve
-
-    serve.delete(EVAL_APP)
-    if started_ray:
-        serve.shutdown()
-        ray.shutdown()
+    if search.backend != "simulator":
+        return play(None)
+    with wiring.ray_connection(cfg, ("simulator",)):
+        handle = wiring.start_simulator(cfg.simulator, simulator_path, cfg.trainer.seed,
+                                        app_name=EVAL_APP)
+        try:
+            return play(handle)
+        finally:
+            wiring.stop_app(EVAL_APP)

@@ -73,9 +73,6 @@ def _wait_until_listening(url: str, timeout_s: float) -> None:
 
 
 def serve_simulator(cfg: Config) -> None:
-    import ray
-    from ray import serve
-
     from orchestrator import wiring
     from tinyworld.assets import resolve_assets
 
@@ -83,17 +80,14 @@ def serve_simulator(cfg: Config) -> None:
     warning = context_warning(cfg)
     if warning:
         print(warning, flush=True)
-    started_ray = wiring.connect_ray(cfg, ("simulator",))
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        url = deploy_retrieve_api(cfg, assets.simulator_path)
-        print(f"serving the simulator at POST {url} (Ctrl-C stops)", flush=True)
-        while not stop.wait(1.0):
-            pass
-    finally:
-        serve.delete(API_APP)
-        if started_ray:
-            serve.shutdown()
-            ray.shutdown()
+    with wiring.ray_connection(cfg, ("simulator",)):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        try:
+            url = deploy_retrieve_api(cfg, assets.simulator_path)
+            print(f"serving the simulator at POST {url} (Ctrl-C stops)", flush=True)
+            while not stop.wait(1.0):
+                pass
+        finally:
+            wiring.stop_app(API_APP)

@@ -47,12 +47,10 @@ def train(cfg: Config, run_dir: Path | None = None,
     """Train; the run folder is run_dir, else the run directory resumed in, else a new one
     under trainer.run_dir; parts: the actors' classes (wiring.Parts), the real ones if
     None."""
-    import ray
-
     from orchestrator import wiring
-    from tinyworld.assets import resolve_assets
     from orchestrator.checkpoint import check_mapping, group_mapping, resume_point
     from orchestrator.metrics import MetricsLogger, start_wandb
+    from tinyworld.assets import resolve_assets
 
     resume, in_place = resume_point(cfg.trainer.resume_from) if cfg.trainer.resume_from \
         else (None, None)
@@ -61,16 +59,14 @@ def train(cfg: Config, run_dir: Path | None = None,
                      group_mapping(cfg, assets.train_path), after_step, parts or Parts())
     if resume is not None:
         check_mapping(resume, state.mapping)
-    started_ray = wiring.connect_ray(cfg, wiring.roles(cfg))  # first: it checks the cluster
-    run_dir = run_dir or in_place or make_run_dir(cfg.trainer.run_dir)
-    keep = (resume.step if resume else -1) if run_dir == in_place else None
-    logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg), keep)
-    try:
-        last = run_with_restarts(cfg, assets, logger, resume, state)
-    finally:
-        logger.close()
-        if started_ray:
-            ray.shutdown()
+    with wiring.ray_connection(cfg, wiring.roles(cfg)):  # first: it checks the cluster
+        run_dir = run_dir or in_place or make_run_dir(cfg.trainer.run_dir)
+        keep = (resume.step if resume else -1) if run_dir == in_place else None
+        logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg), keep)
+        try:
+            last = run_with_restarts(cfg, assets, logger, resume, state)
+        finally:
+            logger.close()
     print(f"done: {cfg.trainer.total_steps} steps, reward {last.get('reward/mean', 0):.3f}, "
           f"em {last.get('em/mean', 0):.3f}, run dir {run_dir.resolve()}")
     return run_dir

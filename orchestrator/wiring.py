@@ -1,6 +1,7 @@
 """Place the actors: Ray options and resources come from config, never from a class.
 
-``connect_ray`` joins a cluster (config or RAY_ADDRESS) or starts an embedded local one;
+``connect_ray`` joins a cluster (config or RAY_ADDRESS) or starts an embedded local one
+(``ray_connection``: for a block, shut down after it if started here);
 ``start_system`` starts the trajectory queue, the simulator pool (a Ray Serve app), the
 learner and the rollout workers (supervised: ``orchestrator.supervisor``), and waits until
 every engine is up; ``stop_system`` stops them all, dead or alive.
@@ -11,7 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -333,7 +335,7 @@ def worker_spawner(cfg: Config, assets: Assets, queue, simulator, nccl: bool,
 
     def spawn(index: int, worker_id: str, model_path: str, version: int):
         return ray.remote(cls).options(**options).remote(
-            worker_id, index, ro, model_path, assets.train_path, cfg.learner.reward,
+            worker_id, index, ro, model_path, assets.train_path, ro.reward,
             cfg.trainer.seed, queue, search, cfg.simulator, simulator,
             cfg.queue.admit_timeout_s, version, nccl, noise)
 
@@ -366,7 +368,7 @@ def stop_system(system: System, keep_simulator: bool = False) -> list[str]:
             problems.append(f"{what} ({type(err).__name__}: {str(err)[:200]})")
 
     if system.simulator is not None and not keep_simulator:
-        attempt("deleting the simulator pool", lambda: stop_simulator(system.shutdown_serve))
+        attempt("deleting the simulator pool", lambda: stop_app(SIMULATOR_APP, system.shutdown_serve))
     # killed rather than asked to stop: nothing of theirs outlives them, and a hung or dead
     # actor is ended the same way
     workers = system.rollout.actors() if system.rollout is not None else []
@@ -379,9 +381,26 @@ def stop_system(system: System, keep_simulator: bool = False) -> list[str]:
     return problems
 
 
-def stop_simulator(shutdown_serve: bool, app_name: str = SIMULATOR_APP) -> None:
-    """Delete the pool's Serve app; with shutdown_serve, shut Serve down too if no other
-    app is left on it."""
+@contextmanager
+def ray_connection(cfg: Config, roles: tuple[str, ...]) -> Iterator[bool]:
+    """connect_ray for the block's length (yields whether it started Ray); a cluster it
+    started is shut down after the block, Serve first if it runs."""
+    import ray
+    from ray import serve
+
+    started = connect_ray(cfg, roles)
+    try:
+        yield started
+    finally:
+        if started:
+            if serve_running():
+                serve.shutdown()
+            ray.shutdown()
+
+
+def stop_app(app_name: str, shutdown_serve: bool = False) -> None:
+    """Delete a Serve app; with shutdown_serve, shut Serve down too if no other app is left
+    on it."""
     from ray import serve
 
     serve.delete(app_name)

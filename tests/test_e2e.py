@@ -121,7 +121,7 @@ def test_self_search_training_with_periodic_real_retriever_eval(ray_cluster, tmp
     """SSRL training (no simulator pool: the policy writes its information), evaluated
     during training on held-out questions against BM25 (sim-to-real)."""
     assert cli.main(["train", "conf/tiny.yaml", "trainer.total_steps=2", "search.backend=self",
-                     "learner.reward=ssrl", "eval.every=2", "eval.max_questions=8",
+                     "rollout.reward=ssrl", "eval.every=2", "eval.max_questions=8",
                      f"trainer.run_dir={tmp_path}", "wandb.mode=disabled"]) == 0
     (run_dir,) = tmp_path.iterdir()
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -7,7 +7,7 @@ import pytest
 
 from actors.dataset import Question
 from actors.episode import (INVALID_ACTION, MAX_QUERY_CHARS, Limits, format_observation,
-                            parse_action, run_episode)
+                            parse_action, play_episodes, run_episode, sample_keys)
 from actors.trajectory import TurnOutput
 from actors.search import SearchResult
 
@@ -183,3 +183,50 @@ def test_long_horizon_episode_runs_to_its_turn_limit_or_context_cap():
                     max_context_tokens=2_000)
     traj = play(ScriptedEngine(list(turns)), limits=capped)
     assert traj.end_reason == "context" and len(traj.token_ids) <= 2_000 and traj.turns > 5
+
+
+class KeyedEngine:
+    """Answers with the question's index; raises for `fail_on`, after the others began."""
+
+    def __init__(self, fail_on: int = -1):
+        self.fail_on, self.cancelled = fail_on, 0
+
+    async def generate(self, token_ids, max_tokens, stop=None):
+        index = token_ids[0] - 1000 - ord("0")
+        try:
+            await asyncio.sleep(0.05 if index != self.fail_on else 0.01)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        if index == self.fail_on:
+            raise RuntimeError("engine fault")
+        text = f"<answer> a{index} </answer>"
+        return TurnOutput([ord(c) for c in text], [0.0] * len(text), text, "stop",
+                          [0] * len(text))
+
+
+def questions(n: int) -> list[Question]:
+    return [Question(i, f"q{i}", str(i), ["x"], "test") for i in range(n)]
+
+
+def test_play_episodes_keeps_order_keys_and_the_search_step():
+    jobs = sample_keys(questions(3), 2, "g")
+    assert [key for _, key in jobs] == ["g0/s0", "g0/s1", "g1/s0", "g1/s1", "g2/s0", "g2/s1"]
+    trajs = asyncio.run(play_episodes(jobs, KeyedEngine(), ScriptedSearch(), encode, LIMITS))
+    assert [t.answer for t in trajs] == ["a0", "a0", "a1", "a1", "a2", "a2"]
+
+    search = ScriptedSearch()
+    steps = []
+    search.search = lambda request: steps.append(request.step) or ScriptedSearch().search(
+        request)
+    engine = ScriptedEngine(["<search> x </search>", "<answer> y </answer>"])
+    asyncio.run(play_episodes([(Q, "g0/s0")], engine, search, encode, LIMITS, step=7))
+    assert steps == [7]  # the curriculum's step reaches the search
+
+
+def test_play_episodes_cancels_the_others_when_one_raises():
+    engine = KeyedEngine(fail_on=1)
+    with pytest.raises(RuntimeError, match="engine fault"):
+        asyncio.run(play_episodes(sample_keys(questions(3), 2, "g"), engine,
+                                  ScriptedSearch(), encode, LIMITS))
+    assert engine.cancelled == 4  # every episode of the other two questions

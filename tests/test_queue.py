@@ -193,13 +193,17 @@ def test_failures_and_dead_workers_lose_and_repeat_no_group(eta):
         staleness: list[int] = []
 
         async def worker(name: str):
-            while not state["stop"] and not (name.endswith("dies") and rng.random() < 0.02):
+            while not state["stop"]:
                 ticket = await q.admit(name, 0.01)
-                if ticket is not None:
-                    asyncio.create_task(episode(name, ticket))
-            if not state["stop"]:  # died: a replacement takes over, late puts may follow
-                await q.release(name)
-                asyncio.create_task(worker(f"{name}+"))
+                if ticket is None:
+                    continue
+                asyncio.create_task(episode(name, ticket))
+                if name.endswith("dies") and rng.random() < 0.2:
+                    # died holding at least this group: a replacement takes over, and the
+                    # episode's late put under the dead worker's lease follows
+                    await q.release(name)
+                    asyncio.create_task(worker(f"{name}+"))
+                    return
 
         async def episode(name: str, ticket):
             version = state["version"]
