@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Protocol
 
 from actors.curriculum import NoiseSchedule, is_noisy
@@ -285,6 +285,11 @@ def _self(conf: SearchConf, ctx: BackendContext, noise: NoiseSchedule):
 
 BACKENDS = {"simulator": _simulator, "openai": _openai, "bm25": _bm25, "http": _http,
             "self": _self}
+
+
+def with_corpus(conf: SearchConf, corpus_path: str) -> SearchConf:
+    """The search section with the bm25 corpus resolved."""
+    return replace(conf, bm25=replace(conf.bm25, corpus_path=corpus_path))
 
 
 def make_backend(conf: SearchConf, ctx: BackendContext,

@@ -443,3 +443,14 @@ class Config:
     serve: ServeConf = field(default_factory=ServeConf)
     eval: EvalConf = field(default_factory=EvalConf)
     sft: SftConf = field(default_factory=SftConf)
+
+
+@dataclass
+class Assets:
+    """Resolved paths of what a run loads (``tinyworld.assets.resolve_assets``): the
+    config's, or the tiny world's built stages."""
+
+    train_path: str
+    policy_path: str
+    simulator_path: str
+    corpus_path: str  # for the bm25 backend

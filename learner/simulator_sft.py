@@ -39,18 +39,10 @@ from actors.rewards import contains_answer, exact_match
 from actors.simulator_prompt import (format_documents, parse_documents, request_prompt,
                                      simulator_prompt, split_title, titled)
 from conf.loader import ConfigError
-from conf.schema import Config, SftConf, SimulatorConf
+from conf.schema import Assets, Config, SftConf, SimulatorConf
 
 # Backends that can run here without a Ray cluster and that are not the simulator itself.
 REAL_BACKENDS = ("bm25", "http", "openai")
-
-
-@dataclass(frozen=True)
-class SftPaths:
-    policy_path: str  # the policy that plays the training questions
-    simulator_path: str  # the model to fine-tune
-    train_path: str  # training questions (parquet)
-    corpus_path: str  # the bm25 corpus (also the titles of sft.title_queries)
 
 
 @dataclass
@@ -213,16 +205,17 @@ def check_backend(sft: SftConf) -> None:
                           f"documents for simulator SFT; allowed: {', '.join(REAL_BACKENDS)}")
 
 
-def build_simulator(cfg: Config, paths: SftPaths, out: Path) -> Path:
-    """Run the five steps into `out`; returns the checkpoint folder."""
+def build_simulator(cfg: Config, paths: Assets, out: Path) -> Path:
+    """Run the five steps into `out` with paths' policy, questions and corpus, fine-tuning
+    paths.simulator_path; returns the checkpoint folder."""
     from actors.dataset import load_questions
+    from actors.search import with_corpus
     from learner.sft import finetune
 
     check_backend(cfg.sft)
     out.mkdir(parents=True, exist_ok=True)
     questions = load_questions(paths.train_path)[:cfg.sft.questions or None]
-    search = replace(cfg.sft.search, bm25=replace(cfg.sft.search.bm25,
-                                                  corpus_path=paths.corpus_path))
+    search = with_corpus(cfg.sft.search, paths.corpus_path)
     records, episode_em = collect(cfg, paths.policy_path, questions, search)
     labeled = label_searches(records, episode_em, cfg.sft.label)
     examples = build_examples(labeled, search.topk, cfg.simulator.doc_words, cfg.trainer.seed,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from actors.play import Played
 from actors.rewards import exact_match, f1_score
+from actors.search import with_corpus
 from conf.schema import Config
-from orchestrator.wiring import with_corpus
 
 EVAL_APP = "simulator-eval"
 

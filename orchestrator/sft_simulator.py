@@ -18,11 +18,8 @@ def output_dir(cfg: Config) -> Path:
 
 def sft_simulator(cfg: Config) -> Path:
     """Collect, label, fine-tune; returns the checkpoint folder."""
-    from learner.simulator_sft import SftPaths, build_simulator, check_backend
+    from learner.simulator_sft import build_simulator, check_backend
     from tinyworld.assets import resolve_assets
 
     check_backend(cfg.sft)
-    assets = resolve_assets(cfg, tuned_simulator=False)
-    paths = SftPaths(assets.policy_path, assets.simulator_path, assets.train_path,
-                     assets.corpus_path)
-    return build_simulator(cfg, paths, output_dir(cfg))
+    return build_simulator(cfg, resolve_assets(cfg, tuned_simulator=False), output_dir(cfg))

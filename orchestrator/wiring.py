@@ -14,12 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from actors.errors import RunStopped
-from conf.schema import Config, LearnerConf, SearchConf, SimulatorConf
-from tinyworld.assets import Assets
+from actors.search import with_corpus
+from conf.schema import Assets, Config, LearnerConf, SimulatorConf
 
 SIMULATOR_APP = "simulator"
 SIMULATOR_DEPLOYMENT = "SimulatorServer"
@@ -48,11 +48,6 @@ class System:
     @property
     def workers(self) -> list:
         return self.rollout.workers
-
-
-def with_corpus(conf: SearchConf, corpus_path: str) -> SearchConf:
-    """The search section with the bm25 corpus resolved."""
-    return replace(conf, bm25=replace(conf.bm25, corpus_path=corpus_path))
 
 
 def embedded_resources(cfg: Config) -> dict[str, float]:
@@ -368,7 +363,8 @@ def stop_system(system: System, keep_simulator: bool = False) -> list[str]:
             problems.append(f"{what} ({type(err).__name__}: {str(err)[:200]})")
 
     if system.simulator is not None and not keep_simulator:
-        attempt("deleting the simulator pool", lambda: stop_app(SIMULATOR_APP, system.shutdown_serve))
+        attempt("deleting the simulator pool",
+                lambda: stop_app(SIMULATOR_APP, system.shutdown_serve))
     # killed rather than asked to stop: nothing of theirs outlives them, and a hung or dead
     # actor is ended the same way
     workers = system.rollout.actors() if system.rollout is not None else []

@@ -4,19 +4,9 @@ simulator pool and the ``sft-simulator`` verb resolve them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from conf.schema import Config
-
-
-@dataclass
-class Assets:
-    """Resolved paths of what a run loads."""
-
-    train_path: str
-    policy_path: str
-    simulator_path: str
-    corpus_path: str  # for the bm25 backend
+from conf.schema import Assets, Config
 
 
 def resolve_assets(cfg: Config, tuned_simulator: bool = True) -> Assets:

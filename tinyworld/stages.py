@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from conf.schema import Config, WorldConf
+from conf.schema import Assets, Config, WorldConf
 
 BUILD_VERSION = "tiny-v11"
 DONE = "DONE"
@@ -128,18 +128,15 @@ def ensure_tiny_assets(world: WorldConf, self_search: bool = False) -> TinyPaths
                      pretrain_stage(world, built, quiet=True) / "simulator")
 
 
-def simulator_sft_stage(cfg: Config, assets, tiny: TinyPaths) -> Path:
+def simulator_sft_stage(cfg: Config, assets: Assets, tiny: TinyPaths) -> Path:
     """The simulator base after the simulator SFT (``learner.simulator_sft``) on `assets`,
     the run's paths with the untuned simulator (by default the warm-started policy, the
     world's questions and BM25 over its corpus)."""
-    from learner.simulator_sft import SftPaths, build_simulator
+    from learner.simulator_sft import build_simulator
 
     run_cfg = replace(cfg, sft=replace(cfg.sft, output_dir=""))
-    paths = SftPaths(assets.policy_path, assets.simulator_path, assets.train_path,
-                     assets.corpus_path)
-
     def build(out: Path) -> None:
-        build_simulator(run_cfg, paths, out)
+        build_simulator(run_cfg, assets, out)
 
     depends = {"policy": tiny.policy.name,
                "simulator": f"{tiny.simulator.parent.name}/{tiny.simulator.name}",
