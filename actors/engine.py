@@ -31,10 +31,15 @@ def start_engine(conf: EngineConf, model_path: str, seed: int,
     temperature), which the learner reproduces."""
     import torch
 
+    cpu = {}
     if not torch.cuda.is_available():
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(conf.kv_cache_gib))
         # Pinning threads to cores fights the other engines and the learner on small hosts.
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        # Prompts prefill whole: after a partial prefill vLLM rewinds a seeded request's
+        # generator (actors.turns seeds each turn), which a CPU generator cannot do.
+        cpu = {"enable_chunked_prefill": False,
+               "max_num_batched_tokens": max(conf.max_model_len, 2048)}
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -45,6 +50,7 @@ def start_engine(conf: EngineConf, model_path: str, seed: int,
         worker_extension_cls=WORKER_EXTENSION, disable_log_stats=True,
         logprobs_mode="processed_logprobs",
         **({"weight_transfer_config": {"backend": "nccl"}} if weight_transfer else {}),
+        **cpu,
     )
     return AsyncLLM.from_engine_args(args)
 
@@ -96,12 +102,14 @@ class TurnPart:
 
 async def stream_turn(engine, token_ids: list[int], max_tokens: int, temperature: float,
                       stop: list[str], inflight: set[str] | None = None,
-                      on_tokens: Callable[[int], None] | None = None) -> TurnPart:
+                      on_tokens: Callable[[int], None] | None = None,
+                      seed: int | None = None) -> TurnPart:
     """Sample one turn, streaming; the request id sits in `inflight` while it runs, so a
     weight update can abort it (``engine.abort``) and keep the tokens sampled so far.
-    on_tokens(n) hears of every n tokens as they arrive (STREAM_INTERVAL at a time)."""
-    params = sampling_params(max_tokens, temperature, stop, logprobs=True, delta=True,
-                             engine=engine)
+    on_tokens(n) hears of every n tokens as they arrive (STREAM_INTERVAL at a time); seed:
+    the request's own sampling seed (None: the engine's stream)."""
+    params = sampling_params(max_tokens, temperature, stop, logprobs=True, seed=seed,
+                             delta=True, engine=engine)
     request_id = uuid.uuid4().hex
     part = TurnPart()
     if inflight is not None:
@@ -120,17 +128,6 @@ async def stream_turn(engine, token_ids: list[int], max_tokens: int, temperature
         if inflight is not None:
             inflight.discard(request_id)
     return part
-
-
-async def sample_turn(engine, token_ids: list[int], max_tokens: int, temperature: float,
-                      stop: list[str], version: int):
-    """One uninterrupted policy turn as a TurnOutput."""
-    from actors.trajectory import TurnOutput
-
-    part = await stream_turn(engine, token_ids, max_tokens, temperature, stop)
-    finish = "length" if part.finish_reason == "length" else "stop"
-    return TurnOutput(part.token_ids, part.logprobs, part.text, finish,
-                      [version] * len(part.token_ids))
 
 
 async def generate(engine, token_ids: list[int], params, whole: bool = False):

@@ -53,7 +53,7 @@ class Limits:
 
 class Generator(Protocol):
     async def generate(self, token_ids: list[int], max_tokens: int,
-                       stop: list[str] | None = None) -> TurnOutput: ...
+                       stop: list[str] | None = None, key: str = "") -> TurnOutput: ...
 
 
 def parse_action(text: str) -> tuple[str, str]:
@@ -108,7 +108,7 @@ async def run_episode(prompt_ids: list[int], question: Question, generator: Gene
             traj.end_reason = "context"
             break
         t0 = time.monotonic()
-        out = await generator.generate(traj.token_ids, budget)
+        out = await generator.generate(traj.token_ids, budget, key=f"{key}/t{turn}")
         traj.generate_s += time.monotonic() - t0
         traj.add_sampled(out.token_ids, out.logprobs, out.versions)
         traj.turns += 1

@@ -1,7 +1,8 @@
 """Play episodes of a policy checkpoint on a list of questions, in this process (no Ray).
 
 Shared by ``simsearch eval`` and the collection step of ``simsearch sft-simulator``: one
-vLLM engine with the policy, any search backend, all episodes at once.
+vLLM engine with the policy, its turns generated as on a rollout worker (``actors.turns``,
+seeded per episode key), any search backend, all episodes at once.
 """
 
 from __future__ import annotations
@@ -10,23 +11,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from actors.dataset import Question
-from actors.episode import STOP_STRINGS, Limits, play_episodes, sample_keys
+from actors.episode import Limits, play_episodes, sample_keys
 from actors.trajectory import Trajectory
+from actors.turns import Turns
 from conf.schema import EngineConf, EpisodeConf
-
-
-class EngineGenerator:
-    """The policy as an episode generator, straight on a vLLM engine."""
-
-    def __init__(self, engine, temperature: float):
-        self.engine, self.temperature = engine, temperature
-
-    async def generate(self, token_ids: list[int], max_tokens: int,
-                       stop: list[str] | None = None):
-        from actors.engine import sample_turn
-
-        return await sample_turn(self.engine, token_ids, max_tokens, self.temperature,
-                                 stop or STOP_STRINGS, version=0)
 
 
 @dataclass
@@ -45,7 +33,7 @@ async def play_questions(engine_conf: EngineConf, episode: EpisodeConf, policy_p
     keys = sample_keys(questions, samples, "q")
     engine = start_engine(engine_conf, policy_path, seed)
     try:
-        trajs = await _play_on(engine, episode, keys, make_search)
+        trajs = await _play_on(engine, episode, seed, keys, make_search)
     finally:
         engine.shutdown()
         # This frame outlives the call (it stays referenced until the interpreter exits),
@@ -55,11 +43,11 @@ async def play_questions(engine_conf: EngineConf, episode: EpisodeConf, policy_p
     return [Played(q, key, t) for (q, key), t in zip(keys, trajs)]
 
 
-async def _play_on(engine, episode: EpisodeConf, keys: list[tuple[Question, str]],
-                   make_search: Callable) -> list[Trajectory]:
+async def _play_on(engine, episode: EpisodeConf, seed: int,
+                   keys: list[tuple[Question, str]], make_search: Callable) -> list[Trajectory]:
     tokenizer = engine.get_tokenizer()
     encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
-    policy = EngineGenerator(engine, episode.temperature)
+    policy = Turns(engine, episode.temperature, seed)
     search = make_search(policy, encode)
     try:
         return await play_episodes(keys, policy, search, encode, Limits.of(episode))

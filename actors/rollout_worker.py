@@ -2,10 +2,11 @@
 
 Runs as an async Ray actor (options applied in ``orchestrator.wiring``). Its loop asks the
 trajectory queue for admission, plays a GRPO group (n episodes of one question)
-concurrently with other groups, scores it and pushes it whole. A weight update aborts the
-turns in flight (interruptible generation), loads the weights and lets them resume from
-the tokens sampled so far, so every sampled token carries the exact policy version that
-produced it; with ``rollout.interrupt_on_update=false`` the update waits for them instead.
+concurrently with other groups, scores it and pushes it whole. Its turns are sampled by
+``actors.turns``: a weight update aborts the turns in flight (interruptible generation),
+loads the weights and lets them resume from the tokens sampled so far, so every sampled
+token carries the exact policy version that produced it; with
+``rollout.interrupt_on_update=false`` the update waits for them instead.
 
 A group whose episodes raise is logged (ticket, question, traceback) and handed back to
 the queue (``fail``), which issues it again; ``health`` is the driver's probe of the
@@ -24,99 +25,13 @@ import traceback
 from actors.curriculum import NoiseSchedule
 from actors.dataset import Question, load_questions, question_for
 from actors.engine import (CallTimeout, Unhealthy, check_engine, generate, sampling_params,
-                           start_engine, stream_turn, within)
-from actors.episode import STOP_STRINGS, Limits, play_episodes, sample_keys
+                           start_engine)
+from actors.episode import Limits, play_episodes, sample_keys
 from actors.rewards import exact_match, score
 from actors.search import BackendContext, make_backend
-from actors.trajectory import Trajectory, TurnOutput
+from actors.trajectory import Trajectory
+from actors.turns import Turns
 from conf.schema import RolloutConf, SearchConf, SimulatorConf
-
-
-class VersionLock:
-    """Many turns may run together; a weight update runs alone. It first calls
-    `interrupt` (which aborts the turns in flight), then waits for them to leave."""
-
-    def __init__(self):
-        self.readers = 0
-        self.writing = False
-        self.cond = asyncio.Condition()
-
-    async def __aenter__(self):
-        async with self.cond:
-            await self.cond.wait_for(lambda: not self.writing)
-            self.readers += 1
-
-    async def __aexit__(self, *exc):
-        async with self.cond:
-            self.readers -= 1
-            self.cond.notify_all()
-
-    async def acquire_write(self, interrupt=None) -> None:
-        async with self.cond:
-            self.writing = True
-            if interrupt is not None:
-                await interrupt()
-            await self.cond.wait_for(lambda: self.readers == 0)
-
-    async def release_write(self) -> None:
-        async with self.cond:
-            self.writing = False
-            self.cond.notify_all()
-
-    async def write(self, update, interrupt=None) -> None:
-        await self.acquire_write(interrupt)
-        try:
-            await update()
-        finally:
-            await self.release_write()
-
-
-class BusyClock:
-    """Engine load between drains: the share of time no request ran (idle) and the mean
-    number of requests running (occupancy, before dividing by capacity)."""
-
-    def __init__(self, clock=time.monotonic):
-        self.clock = clock
-        self.active, self.busy_s, self.area = 0, 0.0, 0.0
-        self.since = self.last = self.window_start = clock()
-
-    def _advance(self) -> float:
-        now = self.clock()
-        self.area += self.active * (now - self.last)
-        self.last = now
-        return now
-
-    def enter(self) -> None:
-        now = self._advance()
-        if self.active == 0:
-            self.since = now
-        self.active += 1
-
-    def leave(self) -> None:
-        now = self._advance()
-        self.active -= 1
-        if self.active == 0:
-            self.busy_s += now - self.since
-
-    def drain(self) -> dict[str, float]:
-        now = self._advance()
-        busy = self.busy_s + (now - self.since if self.active else 0.0)
-        window = max(now - self.window_start, 1e-9)
-        out = {"idle_fraction": max(0.0, 1.0 - busy / window),
-               "mean_running": self.area / window}
-        self.busy_s, self.area, self.window_start, self.since = 0.0, 0.0, now, now
-        return out
-
-
-class AtTemperature:
-    """A worker's generate at a fixed sampling temperature (evaluation episodes)."""
-
-    def __init__(self, worker, temperature: float):
-        self.worker, self.temperature = worker, temperature
-
-    async def generate(self, token_ids: list[int], max_tokens: int,
-                       stop: list[str] | None = None) -> TurnOutput:
-        return await self.worker.generate(token_ids, max_tokens, stop, self.temperature)
 
 
 class RolloutWorker:
@@ -136,21 +51,17 @@ class RolloutWorker:
         self.admit_timeout_s = admit_timeout_s
         self.engine = self.start_engine(conf.engine, model_path, seed + worker_index,
                                         weight_transfer)
+        self.turns = Turns(self.engine, conf.episode.temperature, seed, start_version,
+                           conf.call_timeout_s, conf.interrupt_on_update)
         self.questions = load_questions(train_path)
         self.backend_context = BackendContext(simulator_conf, seed, simulator_handle,
-                                              generator=self, encode=self.encode)
+                                              generator=self.turns, encode=self.encode)
         self.search = make_backend(search_conf, self.backend_context, noise)
         self.eval_searches: dict = {}  # per backend, built on first use, noise 0
         self.limits = Limits.of(conf.episode)
-        self.version = start_version
-        self.lock = VersionLock()
         self.stopping = False
         self.tokenizer = None
-        self.generated_tokens = 0
-        self.inflight: set[str] = set()  # engine request ids of the turns now sampling
-        self.interrupted = 0
         self.running_episodes = 0
-        self.busy = BusyClock()
         self.slots = asyncio.Semaphore(conf.max_groups_per_worker)
         self.failed_in_row = 0  # groups that raised here since one was played through
         self.last_error = ""
@@ -166,36 +77,10 @@ class RolloutWorker:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    async def generate(self, token_ids: list[int], max_tokens: int,
-                       stop: list[str] | None = None,
-                       temperature: float | None = None) -> TurnOutput:
-        """One turn; a weight update may interrupt it, and it resumes from the tokens so
-        far under the new weights, each token keeping the version that sampled it."""
-        if temperature is None:
-            temperature = self.conf.episode.temperature
-        part_ids, logprobs, versions, text, finish = [], [], [], "", "stop"
-        while len(part_ids) < max_tokens:
-            async with self.lock:
-                version = self.version
-                self.busy.enter()
-                try:
-                    part = await self._bounded(stream_turn(
-                        self.engine, token_ids + part_ids, max_tokens - len(part_ids),
-                        temperature, stop or STOP_STRINGS, self.inflight,
-                        self._count_tokens), "a turn's sampling")
-                finally:
-                    self.busy.leave()
-            part_ids += part.token_ids
-            logprobs += part.logprobs
-            versions += [version] * len(part.token_ids)
-            text += part.text
-            if part.finish_reason != "abort":
-                finish = "length" if part.finish_reason == "length" else "stop"
-                break
-            self.interrupted += 1
-        else:
-            finish = "length"
-        return TurnOutput(part_ids, logprobs, text, finish, versions)
+    @property
+    def version(self) -> int:
+        """The policy version the engine holds."""
+        return self.turns.version
 
     async def run(self) -> int:
         """Play groups until stopped (returns the number of groups started) or broken
@@ -247,8 +132,8 @@ class RolloutWorker:
         jobs = [(q, f"g{ticket.index}/s{sample}") for sample in range(self.conf.group_size)]
         self.running_episodes += len(jobs)
         try:
-            group = await play_episodes(jobs, self, self.search, self.encode, self.limits,
-                                        step=ticket.version)
+            group = await play_episodes(jobs, self.turns, self.search, self.encode,
+                                        self.limits, step=ticket.version)
         finally:
             self.running_episodes -= len(jobs)
         for traj in group:
@@ -293,8 +178,8 @@ class RolloutWorker:
                                                                    self.backend_context)
         search = self.eval_searches[search_conf.backend]
         jobs = sample_keys(questions, samples, f"{tag}/q")
-        trajs = await play_episodes(jobs, AtTemperature(self, temperature), search,
-                                    self.encode, self.limits)
+        trajs = await play_episodes(jobs, self.turns.at(temperature), search, self.encode,
+                                    self.limits)
         return [(i // samples, traj) for i, traj in enumerate(trajs)]  # question-major
 
     def _score(self, traj: Trajectory, group_index: int, q) -> None:
@@ -312,13 +197,9 @@ class RolloutWorker:
                 "reload_weights", kwargs={"weights_path": path}), "a weight load")
             # cached prefixes hold the old weights' KV
             await self._bounded(self.engine.reset_prefix_cache(), "a prefix cache reset")
-            self.version = version
 
-        await self.lock.write(update, self._interrupt())
+        await self.turns.update(update, version)
         return time.monotonic() - start
-
-    def _interrupt(self):
-        return self._abort_inflight if self.conf.interrupt_on_update else None
 
     # An NCCL update (learner/weight_transfer.py) in three calls: start takes the version
     # lock (no turn samples while vLLM swaps the layers), finish sets the version and
@@ -330,11 +211,11 @@ class RolloutWorker:
             WeightTransferInitRequest(init_info=init_info))
 
     async def start_weight_update(self) -> None:
-        await self.lock.acquire_write(self._interrupt())
+        await self.turns.start_update()
         try:
             await self.engine.start_weight_update()
         except BaseException:
-            await self.lock.release_write()
+            await self.turns.lock.release_write()
             raise
 
     async def update_weights(self, update_info: dict) -> None:
@@ -343,25 +224,15 @@ class RolloutWorker:
         await self.engine.update_weights(WeightTransferUpdateRequest(update_info=update_info))
 
     async def finish_weight_update(self, version: int) -> None:
-        try:
+        async def finish():
             await self.engine.finish_weight_update()
             await self.engine.reset_prefix_cache()  # cached prefixes hold the old weights' KV
-            self.version = version
-        finally:
-            await self.lock.release_write()
 
-    def _count_tokens(self, n: int) -> None:
-        self.generated_tokens += n
-
-    async def _abort_inflight(self) -> None:
-        if self.inflight:
-            await self._bounded(self.engine.abort(list(self.inflight)), "an abort")
+        await self.turns.finish_update(finish, version)
 
     def drain_stats(self) -> dict:
         stats = self.search.stats.drain()
-        stats["generated_tokens"], self.generated_tokens = self.generated_tokens, 0
-        stats["interrupted_turns"], self.interrupted = self.interrupted, 0
-        stats.update(self.busy.drain())
+        stats.update(self.turns.drain())
         stats["capacity"] = self.conf.max_groups_per_worker * self.conf.group_size
         stats["running_episodes"] = self.running_episodes
         return stats
@@ -373,7 +244,7 @@ class RolloutWorker:
     async def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
         """The engine's logprob of each token given those before it (0.0 for the first)."""
         params = sampling_params(1, 1.0, prompt_logprobs=True)
-        async with self.lock:
+        async with self.turns.lock:
             out = await self._bounded(generate(self.engine, token_ids, params, whole=True),
                                       "a prompt's scoring")
         return [0.0] + [step[tok].logprob for tok, step in
@@ -386,12 +257,12 @@ class RolloutWorker:
         if self._broken() and not self.engine.errored:
             raise Unhealthy(f"{self.failed_in_row} groups in a row failed on this worker; "
                             f"the last: {self.last_error}")
-        await check_engine(self.engine, 0.0 if self.lock.writing else timeout_s)
+        await check_engine(self.engine, 0.0 if self.turns.lock.writing else timeout_s)
 
     def stop(self) -> None:
         self.stopping = True
 
-    async def _bounded(self, awaitable, what: str, extra_s: float = 0.0):
+    def _bounded(self, awaitable, what: str, extra_s: float = 0.0):
         """An engine or queue call within rollout.call_timeout_s (plus extra_s, what the
         call itself may wait), else CallTimeout: the caller's group is played again."""
-        return await within(awaitable, self.conf.call_timeout_s + extra_s, what)
+        return self.turns.bounded(awaitable, what, extra_s)

@@ -231,7 +231,7 @@ class SelfSearch:
         start = time.monotonic()
         opening = self.encode(INFO_OPEN)
         out = await self.generator.generate(request.context_ids + opening, self.max_tokens,
-                                            stop=[INFO_CLOSE])
+                                            stop=[INFO_CLOSE], key=f"{request.key}/info")
         ids, text = opening + list(out.token_ids), INFO_OPEN + out.text
         if not out.text.endswith(INFO_CLOSE):
             ids, text = ids + self.encode(INFO_CLOSE), text + INFO_CLOSE

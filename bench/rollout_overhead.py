@@ -4,10 +4,10 @@ Three paths play one workload on one AsyncLLM, each through ``ForcedLength``: N 
 of the tiny world's questions at once, T turns of exactly L tokens each, the invalid-action
 observation after each turn. (a) raw: final-only ``engine.generate`` calls in a loop; (a+)
 raw+logprobs: the same, asking for the sampled tokens' logprobs as (b) does; (b) project:
-``run_episode`` on ``RolloutWorker.generate`` (``stream_turn``, version lock, busy clock,
-call bound). The heap is frozen once the engine has started, as in the worker. A warm-up
-round each, then --steps rounds each, taking turns; medians of those (a shared host's load
-spikes skew means). tokens/s = tokens generated in a round / its wall time; ratio (b)/(a)
+``run_episode`` on the rollout worker's ``Turns.generate`` (``stream_turn``, version lock,
+busy clock, call bound, a seed per turn). The heap is frozen once the engine has started,
+as in the worker. A warm-up round each, then --steps rounds each, taking turns; medians of
+those (a shared host's load spikes skew means). tokens/s = tokens generated in a round / its wall time; ratio (b)/(a)
 of tokens/s, target >= 0.9; (b)/(a+) leaves vLLM's own logprob cost out. overhead per turn
 = (wall b - wall a) / turns in a round, with all N episodes running. cpu s = this
 process's CPU time in a round (vLLM's front end and the episode code; the engine core runs
@@ -53,17 +53,6 @@ class ForcedLength:
         return getattr(self.engine, name)
 
 
-def bare_worker(engine, rollout_conf):
-    """A RolloutWorker with only what ``generate`` uses, without Ray or __init__."""
-    from actors.rollout_worker import BusyClock, RolloutWorker, VersionLock
-
-    worker = RolloutWorker.__new__(RolloutWorker)
-    worker.engine, worker.conf, worker.version = engine, rollout_conf, 0
-    worker.lock, worker.busy, worker.inflight = VersionLock(), BusyClock(), set()
-    worker.interrupted = worker.generated_tokens = 0
-    return worker
-
-
 async def raw_episode(engine, ids: list[int], obs_ids: list[int], turns: int, tokens: int,
                       logprobs: bool) -> int:
     """Path (a) or (a+): one episode of final-only requests; the tokens it generated."""
@@ -87,6 +76,7 @@ async def bench(args) -> dict[str, list[dict]]:
     from actors.engine import start_engine
     from actors.episode import INVALID_ACTION, Limits, run_episode
     from actors.search import SearchResult
+    from actors.turns import Turns
     from conf.loader import CONF_DIR, load_config
     from conf.schema import EngineConf
     from tinyworld.assets import resolve_assets
@@ -104,7 +94,8 @@ async def bench(args) -> dict[str, list[dict]]:
             enumerate(questions[i % len(questions)] for i in range(args.episodes))]
     obs_ids, turns, tokens = encode(INVALID_ACTION), args.turns, args.tokens
     limits = Limits(turns, tokens, 1 << 20, 1 << 20)  # only turns and their length bind
-    worker = bare_worker(engine, cfg.rollout)
+    turns = Turns(engine, cfg.rollout.episode.temperature, cfg.trainer.seed,
+                  call_timeout_s=cfg.rollout.call_timeout_s)
 
     class NoSearch:  # invalid actions never search
         async def search(self, request):
@@ -116,7 +107,7 @@ async def bench(args) -> dict[str, list[dict]]:
         return sum(done), turns * len(jobs)
 
     async def project() -> tuple[int, int]:
-        trajs = await asyncio.gather(*[run_episode(ids, q, worker, NoSearch(), encode,
+        trajs = await asyncio.gather(*[run_episode(ids, q, turns, NoSearch(), encode,
                                                    limits, key) for q, ids, key in jobs])
         return sum(t.num_sampled for t in trajs), sum(t.turns for t in trajs)
 

@@ -43,6 +43,10 @@ from conf.schema import Assets, Config, SftConf, SimulatorConf
 
 # Backends that can run here without a Ray cluster and that are not the simulator itself.
 REAL_BACKENDS = ("bm25", "http", "openai")
+# Raised when the steps change what they build from the same settings, so that cached
+# builds (tinyworld.stages) are not reused: 2, the collection's turns are seeded per key
+# and its searches kept in key order.
+BUILD_VERSION = 2
 
 
 @dataclass
@@ -107,7 +111,9 @@ def collect(cfg: Config, policy_path: str, questions: list[Question], search_con
 
     played = asyncio.run(run())
     episode_em = {p.key: exact_match(p.trajectory.answer, p.question.answers) for p in played}
-    return recorder.records, episode_em
+    # in the order of their keys, not of their answers' arrival: the examples drawn from
+    # them then depend on the settings alone
+    return sorted(recorder.records, key=lambda r: r.key), episode_em
 
 
 def extra_queries(sft: SftConf, questions: list[Question], corpus_path: str) -> list:

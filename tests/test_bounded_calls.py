@@ -9,7 +9,8 @@ import pytest
 from actors.engine import CallTimeout, within
 from actors.dataset import Question
 from actors.queue import Ticket
-from actors.rollout_worker import BusyClock, RolloutWorker, VersionLock
+from actors.rollout_worker import RolloutWorker
+from actors.turns import Turns
 from conf.schema import RolloutConf
 
 BOUND_S = 0.2
@@ -50,8 +51,8 @@ def worker(engine=None, queue=None) -> RolloutWorker:
     w = RolloutWorker.__new__(RolloutWorker)
     w.worker_id, w.engine, w.queue = "rollout-0", engine or HungEngine(), queue or Queue()
     w.conf = RolloutConf(call_timeout_s=BOUND_S)
-    w.lock, w.busy, w.inflight, w.version = VersionLock(), BusyClock(), set(), 0
-    w.failed_in_row, w.interrupted, w.generated_tokens = 0, 0, 0
+    w.turns = Turns(w.engine, 1.0, seed=0, call_timeout_s=BOUND_S)
+    w.failed_in_row = 0
     return w
 
 
@@ -73,8 +74,8 @@ def test_within_names_the_call_and_cancels_it():
 def test_a_hung_turn_is_an_error_and_leaves_no_request_in_flight():
     w = worker()
     with pytest.raises(CallTimeout, match="a turn's sampling took longer"):
-        asyncio.run(w.generate([1, 2, 3], max_tokens=8, temperature=1.0))
-    assert w.inflight == set()  # nothing left for a weight update to abort
+        asyncio.run(w.turns.generate([1, 2, 3], max_tokens=8, key="g0/s0/t0"))
+    assert w.turns.inflight == set()  # nothing left for a weight update to abort
 
 
 def test_a_put_that_hangs_gives_the_group_back():

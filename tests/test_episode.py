@@ -24,7 +24,7 @@ class ScriptedEngine:
     def __init__(self, turns: list[str], finish: str = "stop"):
         self.turns, self.finish, self.calls = list(turns), finish, []
 
-    async def generate(self, token_ids, max_tokens, stop=None):
+    async def generate(self, token_ids, max_tokens, stop=None, key=""):
         self.calls.append((list(token_ids), max_tokens))
         text = self.turns.pop(0)
         ids = [ord(c) for c in text][:max_tokens]
@@ -191,7 +191,7 @@ class KeyedEngine:
     def __init__(self, fail_on: int = -1):
         self.fail_on, self.cancelled = fail_on, 0
 
-    async def generate(self, token_ids, max_tokens, stop=None):
+    async def generate(self, token_ids, max_tokens, stop=None, key=""):
         index = token_ids[0] - 1000 - ord("0")
         try:
             await asyncio.sleep(0.05 if index != self.fail_on else 0.01)

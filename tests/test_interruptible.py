@@ -16,8 +16,8 @@ pytestmark = pytest.mark.integration
 
 async def interrupted_turn(worker: RolloutWorker, new_weights: str, prompt: list[int]):
     """A long turn, interrupted once ~10 tokens in; None if it ended before that."""
-    turn = asyncio.create_task(worker.generate(prompt, 300, stop=["<never>"]))
-    while worker.generated_tokens < 10 and not turn.done():
+    turn = asyncio.create_task(worker.turns.generate(prompt, 300, stop=["<never>"]))
+    while worker.turns.generated_tokens < 10 and not turn.done():
         await asyncio.sleep(0.005)
     if turn.done():
         return None
@@ -53,7 +53,7 @@ def test_an_interrupted_turn_resumes_under_the_new_weights(tiny_assets):
         return worker, out, rescored[len(prompt):]
 
     worker, out, new_logprobs = asyncio.run(scenario())
-    assert worker.interrupted >= 1
+    assert worker.turns.interrupted >= 1
     assert len(out.token_ids) == len(out.logprobs) == len(out.versions)
     old, new = min(out.versions), max(out.versions)
     cut = out.versions.index(new)
@@ -76,9 +76,9 @@ def test_a_weight_update_reaches_prefixes_the_engine_has_cached(tiny_assets):
         try:
             await worker.ready()
             prompt = worker.encode("Answer the given question. " * 60)  # spans full blocks
-            await worker.generate(prompt, 8, stop=["<never>"])  # caches the prompt's KV
+            await worker.turns.generate(prompt, 8, ["<never>"])  # caches the prompt's KV
             await worker.load_weights(str(tiny_assets.simulator), worker.version + 1)
-            return prompt, await worker.generate(prompt, 8, stop=["<never>"])
+            return prompt, await worker.turns.generate(prompt, 8, stop=["<never>"])
         finally:
             worker.engine.shutdown()
 
@@ -98,7 +98,8 @@ def test_prompt_logprobs_score_a_prefix_the_engine_has_cached(tiny_assets):
         try:
             await worker.ready()
             prompt = worker.encode("Answer the given question. " * 60)  # spans full blocks
-            out = await worker.generate(prompt, 8, ["<never>"], 0.7)  # caches the prompt's KV
+            # caches the prompt's KV
+            out = await worker.turns.generate(prompt, 8, ["<never>"], temperature=0.7)
             ids = prompt + out.token_ids
             return prompt, out, await worker.prompt_logprobs(ids)
         finally:

@@ -1,6 +1,6 @@
 """The rollout worker's engine load clock (pure, with a fake clock)."""
 
-from actors.rollout_worker import BusyClock
+from actors.turns import BusyClock
 
 
 def test_idle_fraction_and_mean_running_requests():

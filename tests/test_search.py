@@ -153,7 +153,7 @@ class WritingEngine:
                       "<answer> Paris </answer>"]
         self.stops = []
 
-    async def generate(self, token_ids, max_tokens, stop=None):
+    async def generate(self, token_ids, max_tokens, stop=None, key=""):
         self.stops.append(stop)
         text = self.turns.pop(0)
         ids = [ord(c) for c in text]

@@ -134,15 +134,15 @@ def test_self_backend_writes_information_with_the_policy(tiny_assets):
     from actors.dataset import load_questions
     from actors.engine import start_engine
     from actors.episode import run_episode
+    from actors.turns import Turns
     from conf.schema import EngineConf
-    from actors.play import EngineGenerator
 
     async def play():
         engine = start_engine(EngineConf(), str(tiny_assets.policy), seed=0)
         try:
             tokenizer = engine.get_tokenizer()
             encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
-            policy = EngineGenerator(engine, temperature=1.0)
+            policy = Turns(engine, temperature=1.0, seed=0)
             backend = make_backend(SearchConf(backend="self"), BackendContext(
                 SimulatorConf(max_tokens=32), seed=0, generator=policy, encode=encode))
             questions = load_questions(tiny_assets.data / "train.parquet")[:8]

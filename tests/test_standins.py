@@ -23,6 +23,7 @@ from actors.dataset import INSTRUCTION, Question  # noqa: E402
 from actors.episode import STOP_STRINGS, Limits, run_episode  # noqa: E402
 from actors.search import SearchResult  # noqa: E402
 from actors.simulator_prompt import parse_documents  # noqa: E402
+from actors.turns import Turns  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +127,6 @@ def test_the_real_episode_loop_plays_on_the_stand_in(tokenizer_folder):
     eng = engine(tokenizer_folder, seed=5)
     encode = eng.tokenizer.encode
 
-    class Policy:
-        async def generate(self, token_ids, max_tokens, stop=None):
-            from actors.engine import sample_turn
-
-            return await sample_turn(eng, token_ids, max_tokens, 1.0, STOP_STRINGS, 0)
-
     class Search:
         async def search(self, request):
             return SearchResult([("", "a document")])
@@ -139,7 +134,7 @@ def test_the_real_episode_loop_plays_on_the_stand_in(tokenizer_folder):
     async def main():
         q = Question(0, "where?", INSTRUCTION.format(question="where?"), ["x"], "tiny")
         limits = Limits(64, 1024, 1 << 16, 1 << 17)
-        return await asyncio.gather(*[run_episode(encode(q.prompt), q, Policy(), Search(),
+        return await asyncio.gather(*[run_episode(encode(q.prompt), q, Turns(eng, 1.0, 0), Search(),
                                                   encode, limits, f"e{i}")
                                       for i in range(40)])
 

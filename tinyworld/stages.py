@@ -132,13 +132,14 @@ def simulator_sft_stage(cfg: Config, assets: Assets, tiny: TinyPaths) -> Path:
     """The simulator base after the simulator SFT (``learner.simulator_sft``) on `assets`,
     the run's paths with the untuned simulator (by default the warm-started policy, the
     world's questions and BM25 over its corpus)."""
-    from learner.simulator_sft import build_simulator
+    from learner.simulator_sft import BUILD_VERSION, build_simulator
 
     run_cfg = replace(cfg, sft=replace(cfg.sft, output_dir=""))
+
     def build(out: Path) -> None:
         build_simulator(run_cfg, assets, out)
 
-    depends = {"policy": tiny.policy.name,
+    depends = {"version": BUILD_VERSION, "policy": tiny.policy.name,
                "simulator": f"{tiny.simulator.parent.name}/{tiny.simulator.name}",
                "sft": asdict(run_cfg.sft), "episode": asdict(cfg.rollout.episode),
                "doc_words": cfg.simulator.doc_words, "seed": cfg.trainer.seed,
