@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from conf.schema import Config
+from conf.schema import ROLLBACK_SECTIONS, Config
 
 CONF_DIR = Path(__file__).resolve().parent
 
@@ -24,13 +24,23 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    schema = OmegaConf.structured(Config)
     layers = [] if path is None else [read_yaml(path)]
+    config = _merged(OmegaConf.structured(Config), layers, overrides or [])
+    check_rollback_overrides(config)
+    return config
+
+
+def with_overrides(config: Config, overrides: list[str]) -> Config:
+    """A copy of config with section.key=value overrides applied and checked."""
+    return _merged(OmegaConf.structured(config), [], overrides) if overrides else config
+
+
+def _merged(base, layers: list, overrides: list[str]) -> Config:
     try:
         if overrides:
             _check_override_syntax(overrides)
-            layers.append(OmegaConf.from_dotlist(list(overrides)))
-        merged = OmegaConf.merge(schema, *layers)
+            layers = [*layers, OmegaConf.from_dotlist(list(overrides))]
+        merged = OmegaConf.merge(base, *layers)
     except ConfigKeyError as err:
         raise ConfigError(_unknown_key_message(err)) from None
     except OmegaConfBaseException as err:
@@ -39,6 +49,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     check_ranges(config)
     check_limits(config)
     return config
+
+
+# Settings a rollback cannot change: they fix which questions a step's groups hold, or how
+# the learner's checkpoint is sharded.
+FIXED_ON_ROLLBACK = ("rollout.group_size", "learner.num_workers")
+
+
+def check_rollback_overrides(config: Config) -> None:
+    """guard.on_rollback.overrides name keys of the sections a rollback rebuilds, and the
+    config with them applied loads."""
+    key = "guard.on_rollback.overrides"
+    for item in config.guard.on_rollback.overrides:
+        name = item.split("=", 1)[0].strip()
+        if name.split(".")[0] not in ROLLBACK_SECTIONS or name in FIXED_ON_ROLLBACK:
+            raise ConfigError(f"bad value for config key '{key}': {item!r}; a rollback "
+                              f"can change keys of {', '.join(ROLLBACK_SECTIONS)}, except "
+                              f"{', '.join(FIXED_ON_ROLLBACK)}")
+    try:
+        with_overrides(config, config.guard.on_rollback.overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{key}: {err}") from None
 
 
 def read_yaml(path: str | Path):

@@ -336,6 +336,55 @@ class EvalConf:
 
 
 @dataclass
+class RollbackConf:
+    """What a guard rollback changes on the way back (each rollback applies it again)."""
+
+    lr_scale: float = bounded(0.5, 0.0, 1.0)
+    """learner.lr is multiplied by this (1.0: unchanged)."""
+    overrides: list[str] = field(default_factory=list)
+    """Further settings as section.key=value, of the sections a rollback rebuilds
+    (ROLLBACK_SECTIONS): e.g. ["learner.clip_ratio_high=0.24", "rollout.temperature=0.9"]."""
+
+
+ROLLBACK_SECTIONS = ("rollout", "search", "curriculum", "queue", "learner")
+
+
+@dataclass
+class GuardConf:
+    """The collapse guard (``orchestrator.guard``): signals read from each step's metrics,
+    and what the run does when one fires. Defaults sit well outside the tiny world's
+    healthy runs (five of 60-100 steps: 10-step averages of the entropy at 0.51-1.37 of its
+    start, episodes without an answer at most 0.48, cut at the token limit at most 0.19,
+    logprob difference at most 0.018, reward at least 0.67 of its best)."""
+
+    action: str = choice("rollback", "rollback", "stop", "warn", "off")
+    """rollback: restore the newest checkpoint taken before the trouble began and go on;
+    stop: stop the run, naming the signal and step; warn: a W&B alert and a log line."""
+    max_rollbacks: int = bounded(2, 0, 100)
+    """Rollbacks a run may make; the next unhealthy step stops it."""
+    on_rollback: RollbackConf = field(default_factory=lambda: RollbackConf())
+    """Settings changed for the steps after each rollback."""
+    window: int = bounded(10, 1, 10_000)
+    """Steps in each moving average; signals other than nonfinite wait for this many."""
+    reward_fraction: float = bounded(0.3, 0.0, 1.0)
+    """reward fires when its moving average stays below this share of its best..."""
+    reward_patience: int = bounded(10, 1, 10_000)
+    """...for this many steps in a row."""
+    reward_floor: float = bounded(0.02, 0.0, 1.0)
+    """A best moving average at or under this is no baseline (a run that never learned)."""
+    entropy_low: float = bounded(0.2, 0.0, 1.0)
+    """entropy fires when its moving average falls under this share of its start..."""
+    entropy_high: float = bounded(3.0, 1.0, 1000.0)
+    """...or rises over this multiple of it."""
+    max_no_answer: float = bounded(0.8, 0.0, 1.0)
+    """Largest moving share of episodes ending without an answer."""
+    max_truncated: float = bounded(0.6, 0.0, 1.0)
+    """Largest moving share of episodes cut at the turn's token limit."""
+    max_logprob_diff: float = bounded(0.1, 0.0, 100.0)
+    """Largest moving mean |engine logprob - learner logprob| per token."""
+
+
+@dataclass
 class QueueConf:
     max_staleness: int = bounded(1, 0, 1000)
     """Staleness bound eta: learner version minus the oldest sampling version (0 = sync)."""
@@ -443,6 +492,7 @@ class Config:
     serve: ServeConf = field(default_factory=ServeConf)
     eval: EvalConf = field(default_factory=EvalConf)
     sft: SftConf = field(default_factory=SftConf)
+    guard: GuardConf = field(default_factory=GuardConf)
 
 
 @dataclass

@@ -140,6 +140,8 @@ class Learner:
         # numbers (DTensors under FSDP2, which torch.distributed.tensor allow-lists).
         self.optimizer.load_state_dict(torch.load(path / f"optimizer-rank{self.rank}.pt",
                                                   map_location=self.device, weights_only=True))
+        for group in self.optimizer.param_groups:  # the config's rate, not the saved one:
+            group["lr"] = self.conf.lr  # a resume may change it, a guard rollback does
         self.version = saved["version"]
 
     def train_step(self, groups: list[list[Trajectory]]) -> dict[str, float]:
@@ -168,6 +170,7 @@ class Learner:
         metrics.update({"learner/grad_norm": sum(norms) / len(norms),
                         "learner/advantage_abs_mean": advantages.abs().mean().item(),
                         "learner/train_tokens": float(sum(t.num_sampled for t in trajs)),
+                        "learner/lr": self.optimizer.param_groups[0]["lr"],
                         "timing/train_s": time.monotonic() - start})
         return metrics
 

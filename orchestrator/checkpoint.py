@@ -89,10 +89,12 @@ def check_mapping(resume: Resume, mapping: dict) -> None:
                           f"set them back or start a new run")
 
 
-def save_checkpoint(run_dir: Path, state: dict, write_learner, keep: int) -> Path:
+def save_checkpoint(run_dir: Path, state: dict, write_learner, keep: int,
+                    hold_after: int | None = None) -> Path:
     """Write checkpoint state["step"]: write_learner(folder) saves the learner's part, then
     state.json; all in a partial folder renamed into place when complete. The newest
-    `keep` are kept."""
+    `keep` are kept; with hold_after, also those after that step and the newest at or
+    before it (a rollback of the collapse guard may go back that far)."""
     root = run_dir / "checkpoints"
     final = root / f"step{state['step']:06d}"
     partial = root / f".partial-{final.name}-{uuid.uuid4().hex[:6]}"
@@ -104,10 +106,19 @@ def save_checkpoint(run_dir: Path, state: dict, write_learner, keep: int) -> Pat
         shutil.rmtree(undone)
     os.replace(partial, final)
     for old in sorted(root.glob("step*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old not in _held(root, hold_after):
+            shutil.rmtree(old, ignore_errors=True)
     for stale in root.glob(".partial-*"):  # left by a crash while writing
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _held(root: Path, after: int | None) -> list[Path]:
+    if after is None:
+        return []
+    folders = sorted(root.glob("step*"))
+    return [p for p in folders if _step_of(p) <= after][-1:] + \
+        [p for p in folders if _step_of(p) > after]
 
 
 def _write_synced(path: Path, text: str) -> None:
@@ -131,15 +142,20 @@ def load_checkpoint(path: Path) -> Resume:
     return resume
 
 
-def latest_checkpoint(run_dir: Path) -> Resume | None:
-    """The newest complete checkpoint of a run directory (None if none); prints the
-    incomplete ones it skipped."""
+def _step_of(folder: Path) -> int:
+    return int(folder.name[len("step"):])
+
+
+def latest_checkpoint(run_dir: Path, before: int | None = None) -> Resume | None:
+    """The newest complete checkpoint of a run directory (of a step before `before`, if
+    given; None if none); prints the incomplete ones it skipped."""
     root = run_dir / "checkpoints"
     partial = sorted(root.glob(".partial-*"))
     if partial:
         print(f"simsearch: skipped {len(partial)} checkpoint(s) whose writing was cut "
               f"short: {', '.join(p.name for p in partial)}", flush=True)
-    for path in sorted(root.glob("step*"), reverse=True):
+    folders = [p for p in root.glob("step*") if before is None or _step_of(p) < before]
+    for path in sorted(folders, reverse=True):
         try:
             resume = load_checkpoint(path)
         except IncompleteCheckpoint as why:

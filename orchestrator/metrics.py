@@ -93,6 +93,7 @@ class Faults:
     refused_puts: int = 0  # groups delivered under a lease no longer held (not trained)
     worker_restarts: int = 0  # rollout workers replaced
     restarts: int = 0  # systems rebuilt from a checkpoint (learner or queue lost)
+    rollbacks: int = 0  # rollbacks by the collapse guard
 
     def add(self, drained: dict[str, int]) -> None:
         """Add the queue's counts since its last drain."""
@@ -104,7 +105,8 @@ class Faults:
                 "rollout/released_groups": float(self.released_groups),
                 "queue/refused_puts": float(self.refused_puts),
                 "rollout/worker_restarts": float(self.worker_restarts),
-                "trainer/restarts": float(self.restarts)}
+                "trainer/restarts": float(self.restarts),
+                "guard/rollbacks": float(self.rollbacks)}
 
     def state_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -118,6 +120,9 @@ class DummyWandb:
     """Same calls as the wandb run object; does nothing."""
 
     def log(self, data: dict, step: int | None = None) -> None:
+        pass
+
+    def alert(self, title: str, text: str) -> None:
         pass
 
     def finish(self) -> None:
@@ -180,6 +185,25 @@ def keep_steps_through(path: Path, last_step: int) -> None:
     os.replace(partial, path)
 
 
+def read_rows(path: Path) -> list[dict]:
+    """A JSON-lines file's rows, skipping a last line cut short by a crash."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def move_steps_after(path: Path, last_step: int, rollback: int) -> None:
+    """Append the rows of steps after last_step to ``<path stem>.undone.jsonl``."""
+    undone = [dict(row, rollback=rollback) for row in read_rows(path)
+              if row.get("step", -1) > last_step]
+    with open(path.with_suffix(".undone.jsonl"), "a") as out:
+        out.writelines(json.dumps(row) + "\n" for row in undone)
+
+
 class MetricsLogger:
     """Writes each step's metrics to W&B and as one JSON line to metrics.jsonl, and each
     step's groups to batches.jsonl. With keep_through (a run continued in its directory),
@@ -202,13 +226,29 @@ class MetricsLogger:
         for name in self.FILES:
             keep_steps_through(self.run_dir / name, last_step)
 
-    def rewind(self, last_step: int) -> None:
+    def rewind(self, last_step: int, rollback: int = 0) -> None:
         """Forget the steps after last_step (the run goes on from a checkpoint there), so
-        the files hold each step once."""
+        the files hold each step once. A rollback (its number) moves their lines to
+        ``<file>.undone.jsonl``, each marked with it."""
         self.batches.close()
         self.file.close()
+        if rollback:
+            for name in self.FILES:
+                move_steps_after(self.run_dir / name, last_step, rollback)
         self._keep(last_step)
         self._open()
+
+    def rows(self) -> list[dict]:
+        """The metrics of the steps logged so far (this timeline's)."""
+        self.file.flush()
+        return read_rows(self.run_dir / "metrics.jsonl")
+
+    def alert(self, title: str, text: str) -> None:
+        """A W&B alert (e-mail or Slack where the project sets them up)."""
+        try:
+            self.wandb.alert(title=title, text=text)
+        except Exception as err:  # offline runs cannot send one; the log line stands
+            print(f"simsearch: no W&B alert ({type(err).__name__})", flush=True)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         self.wandb.log(dict(metrics, step=step))

@@ -5,7 +5,9 @@ at most `queue.max_staleness` versions ahead of the learner. A dead rollout work
 replaced while the run goes on (``orchestrator.supervisor``); losing the learner or the
 queue rebuilds the system from the last checkpoint, at most `trainer.max_restarts` times,
 in the same run directory and W&B run. Checkpoints are written every
-`trainer.checkpoint_every` steps; `trainer.resume_from` continues from one.
+`trainer.checkpoint_every` steps; `trainer.resume_from` continues from one. The collapse
+guard (``orchestrator.guard``) reads every step's metrics and warns, stops the run, or
+rolls it back to the newest checkpoint before the trouble began (`guard.action`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from actors.errors import RunStopped
 from conf.schema import Config
+from orchestrator.guard_actions import (GuardRollback, act, guard_hold, guard_rows,
+                                        roll_back, watch)
 from orchestrator.metrics import Faults
 from orchestrator.wiring import Parts
 
@@ -34,6 +38,8 @@ class RunState:
     mapping: dict = field(default_factory=dict)
     after_step: Callable | None = None
     parts: Parts = field(default_factory=Parts)
+    history: list[dict] = field(default_factory=list)  # the guard's rows of this timeline
+    firing: set[str] = field(default_factory=set)  # the guard's signals firing now
 
 
 def make_run_dir(parent: str) -> Path:
@@ -84,9 +90,10 @@ def run_with_restarts(cfg: Config, assets, logger, resume, state: RunState) -> d
     while True:
         system = wiring.start_system(cfg, assets, logger.run_dir, resume, state.faults,
                                      previous=system, parts=state.parts)
+        state.history, state.firing = guard_rows(logger.rows()), set()
         evaluator = periodic_evaluator(cfg, assets, system.rollout) if cfg.eval.every \
             else None
-        lost = None
+        lost = rollback = None
         try:
             return run_loop(cfg, system, logger, resume, evaluator, state)
         except SystemLost as err:
@@ -94,8 +101,14 @@ def run_with_restarts(cfg: Config, assets, logger, resume, state: RunState) -> d
                 raise RunStopped(f"{err}; trainer.max_restarts={limit} restarts are "
                                  f"used") from None
             lost = err
+        except GuardRollback as err:
+            rollback = err
         finally:
-            wiring.stop_system(system, keep_simulator=lost is not None)
+            wiring.stop_system(system, keep_simulator=lost is not None or
+                               rollback is not None)
+        if rollback is not None:
+            resume, cfg = roll_back(cfg, logger, state, rollback, origin)
+            continue
         state.faults.restarts += 1
         print(f"simsearch: {lost}; the system is rebuilt from the newest checkpoint "
               f"(restart {state.faults.restarts}/{limit}){_remote_traceback(lost)}",
@@ -139,7 +152,9 @@ def run_loop(cfg: Config, system, logger, resume=None, evaluator=None,
         last = step == tr.total_steps - 1
         if evaluator is not None and ((step + 1) % cfg.eval.every == 0 or last):
             metrics.update(evaluator(step))
+        verdict = watch(cfg, state, metrics, step, logger)
         logger.log(metrics, step)
+        act(cfg, verdict, step)  # before a checkpoint: an unhealthy step is never kept
         if tr.checkpoint_every and ((step + 1) % tr.checkpoint_every == 0 or last):
             checkpoint(cfg, system, logger.run_dir, step, state)
         if state.after_step is not None:
@@ -158,7 +173,7 @@ def checkpoint(cfg: Config, system, run_dir: Path, step: int, state: RunState) -
              "mapping": state.mapping, "faults": state.faults.state_dict()}
     save_checkpoint(run_dir, saved, lambda folder: call(
         system.learner.save_checkpoint.remote(str(folder)), timeout, "the learner's "
-        "checkpoint"), cfg.trainer.keep_checkpoints)
+        "checkpoint"), cfg.trainer.keep_checkpoints, hold_after=guard_hold(cfg, step))
 
 
 def step_line(step: int, total: int, metrics: dict[str, float]) -> str:

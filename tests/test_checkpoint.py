@@ -106,3 +106,32 @@ def test_the_metric_files_keep_each_step_once_after_a_rewind(tmp_path):
     steps = [json.loads(x)["step"] for x in (tmp_path / "batches.jsonl").read_text()
              .splitlines()]
     assert steps == [0, 1]
+
+
+def test_the_checkpoint_a_guard_rollback_may_need_is_kept_past_keep(tmp_path):
+    for step in (1, 3, 5, 7, 9):  # a guard that dates trouble up to 5 steps back
+        save_checkpoint(tmp_path, state(step), write_learner, keep=1, hold_after=step - 5)
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    # the newest <= step 4 and all after it: a rollback from step 10 may need any of them
+    assert kept == ["step000003", "step000005", "step000007", "step000009"]
+    assert latest_checkpoint(tmp_path, before=9).step == 7
+    assert latest_checkpoint(tmp_path, before=3) is None
+    save_checkpoint(tmp_path, state(11), write_learner, keep=1)  # no hold: only the newest
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step000011"]
+
+
+def test_a_rollback_sets_the_undone_steps_aside_marked_with_its_number(tmp_path):
+    logger = MetricsLogger(tmp_path, DummyWandb())
+    for step in range(5):
+        logger.log({"step": step, "loss": float(step)}, step)
+        logger.batches.write(json.dumps({"step": step, "groups": [[step, 0]]}) + "\n")
+    logger.rewind(2, rollback=1)
+    assert [r["step"] for r in logger.rows()] == [0, 1, 2]
+    logger.log({"step": 3, "loss": 13.0}, 3)
+    logger.close()
+    undone = [json.loads(x) for x in (tmp_path / "metrics.undone.jsonl").read_text()
+              .splitlines()]
+    assert [(r["step"], r["loss"], r["rollback"]) for r in undone] == [(3, 3.0, 1),
+                                                                        (4, 4.0, 1)]
+    batches = (tmp_path / "batches.undone.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in batches] == [3, 4]

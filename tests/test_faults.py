@@ -131,6 +131,51 @@ def test_a_killed_rollout_worker_is_replaced_with_the_current_weights(ray_cluste
         ray_cluster.get(seen["killed"].__ray_ready__.remote(), timeout=30)
 
 
+def test_a_nan_step_rolls_back_to_the_last_healthy_checkpoint(ray_cluster, tiny_assets,
+                                                               tmp_path, capsys):
+    """The learner's weights turn NaN after step 4: step 5's loss is NaN, the guard rolls
+    the run back to the checkpoint of step 3 at half the learning rate (and the override
+    guard.on_rollback sets), and it ends with finite weights; steps 4-5 of the first
+    timeline are set aside, not trained twice."""
+    steps = 8
+    cfg = tiny(tmp_path, f"trainer.total_steps={steps}", "trainer.checkpoint_every=2",
+               "trainer.keep_checkpoints=1", "wandb.mode=offline", "learner.lr=1e-4",
+               'guard.on_rollback.overrides=["learner.max_grad_norm=0.5"]')
+
+    def poison(learner):
+        with torch.no_grad():
+            for param in learner.model.parameters():
+                param.fill_(float("nan"))
+
+    poisoned = []
+
+    def inject(step, system):
+        if step == 4 and not poisoned:
+            poisoned.append(ray_cluster.get(system.learner.__ray_call__.remote(poison),
+                                            timeout=60))
+
+    run_dir = train(cfg, after_step=inject)
+    metrics = assert_each_group_trained_once(run_dir, steps, cfg, tiny_assets.data /
+                                             "train.parquet")
+    assert metrics[-1]["guard/rollbacks"] == 1
+    assert [m["learner/lr"] for m in metrics] == [1e-4] * 4 + [5e-5] * 4
+    assert "goes on from step 4 with learner.lr=5e-05, learner.max_grad_norm=0.5" in \
+        capsys.readouterr().out
+    assert all(torch.isfinite(torch.tensor(m["learner/loss"])) for m in metrics)
+    undone = rows(run_dir / "metrics.undone.jsonl")
+    assert [(m["step"], m["rollback"]) for m in undone] == [(4, 1), (5, 1)]
+    assert not torch.isfinite(torch.tensor(undone[-1]["learner/loss"]))
+    assert [b["step"] for b in rows(run_dir / "batches.undone.jsonl")] == [4, 5]
+    from safetensors.torch import load_file
+
+    last = max((run_dir / "checkpoints").glob("step*"))
+    assert last.name == "step000007"
+    weights = load_file(next((last / "model").glob("*.safetensors")))
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    (run_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    assert [r["step"] for r in history(run_file)] == [0, 1, 2, 3, 4, 5, 4, 5, 6, 7]
+
+
 @pytest.fixture(scope="module")
 def learner_killed_run(ray_cluster, tiny_assets, tmp_path_factory):
     """Six steps, a checkpoint every two (0-based steps 1, 3, 5). The learner is killed
@@ -138,7 +183,7 @@ def learner_killed_run(ray_cluster, tiny_assets, tmp_path_factory):
     1; then the queue is killed after step 4 and the run goes on from that of step 3."""
     root = tmp_path_factory.mktemp("learner-killed")
     cfg = tiny(root, "trainer.total_steps=6", "trainer.checkpoint_every=2",
-               "wandb.mode=offline")
+               "wandb.mode=offline", "guard.action=warn")  # keep_checkpoints alone prunes
     killed = []
 
     def inject(step, system):
