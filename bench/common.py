@@ -35,15 +35,17 @@ def write_json(path: str, data: dict) -> None:
     print(f"wrote {out}")
 
 
-def arguments(doc: str, steps: int, out: str, *extra: tuple[str, dict]) -> argparse.Namespace:
-    """--steps, --out, any extra (flag, add_argument keywords), then config overrides."""
+def arguments(doc: str, steps: int, out: str, *extra: tuple[str, dict],
+              argv: list[str] | None = None) -> argparse.Namespace:
+    """--steps, --out, any extra (flag, add_argument keywords), then config overrides (of
+    argv, default the command line)."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--out", default=out)
     for flag, keywords in extra:
         parser.add_argument(flag, **keywords)
     parser.add_argument("overrides", nargs="*")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def launch(main) -> None:

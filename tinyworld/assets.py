@@ -13,7 +13,8 @@ def resolve_assets(cfg: Config, tuned_simulator: bool = True) -> Assets:
     """Config paths, with the tiny world's stages as defaults.
 
     The default simulator is the fine-tuned one (the simulator-SFT stage) when a search
-    goes to it and tuned_simulator is set, else the simulator base; the default policy is
+    goes to it, tuned_simulator is set and simulator.prompt is sft, else the simulator
+    base (prompt_only is the prompt of an un-tuned model); the default policy is
     the warm start, with self-written information in self-search mode."""
     from tinyworld.stages import ensure_tiny_assets, simulator_sft_stage
 
@@ -29,7 +30,8 @@ def resolve_assets(cfg: Config, tuned_simulator: bool = True) -> Assets:
         corpus_path=cfg.search.bm25.corpus_path or str(tiny.data / "corpus.jsonl"),
     )
     uses_simulator = "simulator" in (cfg.search.backend, cfg.eval.search.backend)
-    if not cfg.simulator.engine.model_path and tuned_simulator and uses_simulator:
+    tuned = tuned_simulator and cfg.simulator.prompt == "sft"
+    if not cfg.simulator.engine.model_path and tuned and uses_simulator:
         tuned = simulator_sft_stage(cfg, assets, tiny)
         assets = replace(assets, simulator_path=str(tuned))
     return assets
