@@ -27,13 +27,13 @@ def _sources(rows: list[dict]) -> list[str]:
 def run_figures(run: dict) -> dict:
     """One run's figures: held-out EM with BM25 at the start, after each evaluation and
     at the end (per data source), EM with the simulator, and the cost columns."""
-    rows = run["rows"]
+    rows, sources = run["rows"], _sources(run["rows"])
     start = next(row for row in rows if "start/eval/all/em" in row)
     bm25 = {s: {"start": start[f"start/eval/{s}/em"], "final": _last(rows, f"eval/{s}/em")}
-            for s in _sources(rows)}
+            for s in sources}
     sim = run["simulator_eval"]
     simulator = {s: sim[s]["em"] for s in sim} if sim is not None else \
-        {s: _last(rows, f"eval_simulator/{s}/em") for s in _sources(rows)}
+        {s: _last(rows, f"eval_simulator/{s}/em") for s in sources}
     curve = [(0, start["start/eval/all/em"])] + [
         (row["step"] + 1, row["eval/all/em"]) for row in rows if "eval/all/em" in row]
     train = [row for row in rows if "episode/search_calls_mean" in row]

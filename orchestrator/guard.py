@@ -103,7 +103,7 @@ def _reward(rows: list[dict], conf: GuardConf) -> tuple[float, str, int]:
             low_since = i
     if low_since is None or len(averages) - low_since < conf.reward_patience:
         return ratio, "", 0
-    since = _step_of(rows, low_since, conf.window)
+    since = _step_of(rows, low_since)
     return ratio, (f"reward's {conf.window}-step average {averages[-1]:.3f} below "
                    f"{conf.reward_fraction} of its best {best:.3f} since step {since}"), since
 
@@ -121,7 +121,7 @@ def _entropy(rows: list[dict], conf: GuardConf) -> tuple[float, str, int]:
     begin = len(outside) - 1
     while begin > 0 and outside[begin - 1]:
         begin -= 1
-    since = _step_of(rows, begin, conf.window)
+    since = _step_of(rows, begin)
     return ratios[-1], (f"entropy's {conf.window}-step average at {ratios[-1]:.2f} of its "
                         f"start, outside [{conf.entropy_low}, {conf.entropy_high}], since "
                         f"step {since}"), since
@@ -135,7 +135,7 @@ def _above(values: list[float], rows: list[dict], window: int, bound: float,
     begin = len(averages) - 1
     while begin > 0 and averages[begin - 1] > bound:
         begin -= 1
-    since = _step_of(rows, begin, window)
+    since = _step_of(rows, begin)
     return averages[-1], (f"{name}'s {window}-step average {averages[-1]:.3f} above "
                           f"{bound} since step {since}"), since
 
@@ -150,7 +150,7 @@ def _moving(values: list[float], window: int) -> list[float]:
             for i in range(window - 1, len(values))]
 
 
-def _step_of(rows: list[dict], average_index: int, window: int) -> int:
+def _step_of(rows: list[dict], average_index: int) -> int:
     """The step whose moving average is `average_index`: trouble visible there may have
     begun anywhere in its window, so its first step."""
     return int(rows[average_index]["step"])
