@@ -41,7 +41,7 @@ def run_figures(run: dict) -> dict:
     tokens = [c * row.get("simulator/tokens_per_query", 0.0) for c, row in zip(calls, train)]
     simulated = run["simulated"]
     return {"setting": run["setting"], "seed": run["seed"], "command": run["command"],
-            "seconds": run.get("seconds"),
+            "train_s": sum(row.get("timing/step_s", 0.0) for row in rows),
             "run_dir": run["run_dir"], "bm25": bm25, "simulator": simulator, "curve": curve,
             "searches_per_question": _last(rows, "eval/all/searches"),
             "simulator_calls_per_step": statistics.fmean(calls) if simulated else 0.0,

@@ -26,7 +26,6 @@ run here with the stages cached: 5 settings x 3 seeds about 2 hours.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from common import arguments, launch, write_json
@@ -90,12 +89,11 @@ def run_setting(name: str, seed: int, common: list[str]) -> dict:
     command = " ".join(["simsearch pipeline", TINY, *overrides])
     print(f"\n=== {name}, seed {seed}: {command}", flush=True)
     cfg = load_config(CONF_DIR / "tiny.yaml", overrides)
-    start = time.monotonic()
     run_dir = pipeline(cfg)
     rows = read_metrics(run_dir)
     tuned_sim = cfg.search.backend == "simulator" and cfg.simulator.prompt == "sft"
     simulator = None if tuned_sim else simulator_eval(run_dir, common, seed)
-    return {"seconds": time.monotonic() - start, "setting": name, "seed": seed, "command": command, "run_dir": str(run_dir),
+    return {"setting": name, "seed": seed, "command": command, "run_dir": str(run_dir),
             "episodes_per_step": cfg.trainer.groups_per_step * cfg.rollout.group_size,
             "simulated": cfg.search.backend == "simulator", "rows": rows,
             "simulator_eval": simulator}
