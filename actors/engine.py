@@ -36,8 +36,8 @@ def start_engine(conf: EngineConf, model_path: str, seed: int,
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(conf.kv_cache_gib))
         # Pinning threads to cores fights the other engines and the learner on small hosts.
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-        # The model runs in the engine-core process rather than a worker process of its own:
-        # one interpreter fewer to spawn and import torch in (an engine starts in 12 s, not 20).
+        # The model runs in the engine-core process, not in a worker process of its own: one
+        # interpreter fewer to spawn and import torch in (bench/engine_start.py: 13 s, not 20).
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         # Prompts prefill whole: after a partial prefill vLLM rewinds a seeded request's
         # generator (actors.turns seeds each turn), which a CPU generator cannot do.
