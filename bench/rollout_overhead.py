@@ -94,8 +94,8 @@ async def bench(args) -> dict[str, list[dict]]:
             enumerate(questions[i % len(questions)] for i in range(args.episodes))]
     obs_ids, turns, tokens = encode(INVALID_ACTION), args.turns, args.tokens
     limits = Limits(turns, tokens, 1 << 20, 1 << 20)  # only turns and their length bind
-    turns = Turns(engine, cfg.rollout.episode.temperature, cfg.trainer.seed,
-                  call_timeout_s=cfg.rollout.call_timeout_s)
+    generator = Turns(engine, cfg.rollout.episode.temperature, cfg.trainer.seed,
+                      call_timeout_s=cfg.rollout.call_timeout_s)
 
     class NoSearch:  # invalid actions never search
         async def search(self, request):
@@ -107,7 +107,7 @@ async def bench(args) -> dict[str, list[dict]]:
         return sum(done), turns * len(jobs)
 
     async def project() -> tuple[int, int]:
-        trajs = await asyncio.gather(*[run_episode(ids, q, turns, NoSearch(), encode,
+        trajs = await asyncio.gather(*[run_episode(ids, q, generator, NoSearch(), encode,
                                                    limits, key) for q, ids, key in jobs])
         return sum(t.num_sampled for t in trajs), sum(t.turns for t in trajs)
 
@@ -126,15 +126,16 @@ async def bench(args) -> dict[str, list[dict]]:
             await project()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     real.shutdown()
+    gc.unfreeze()  # the caller's heap as it was (a test runs this in its own process)
     return rounds
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     args = arguments(__doc__, 4, "bench/results/rollout_overhead.json",
                      ("--episodes", {"type": int, "default": 64}),
                      ("--turns", {"type": int, "default": 4}),
                      ("--tokens", {"type": int, "default": 32}),
-                     ("--profile", {"action": "store_true"}))
+                     ("--profile", {"action": "store_true"}), argv=argv)
     rounds = asyncio.run(bench(args))
     if len({(r["tokens"], r["turns"]) for rs in rounds.values() for r in rs}) != 1:
         raise RuntimeError(f"the paths played different workloads: {rounds}")
@@ -151,8 +152,10 @@ def main() -> None:
     overhead_ms = 1000 * (res["project"]["wall_s"] - res["raw"]["wall_s"]) / res["raw"]["turns"]
     print(", ".join(f"{k}: {v:.3f}x tokens/s" for k, v in ratios.items())
           + f" (target >= 0.9 against raw); overhead {overhead_ms:.2f} ms per turn")
-    write_json(args.out, {"results": res, "ratios": ratios, "overhead_ms_per_turn":
-                          overhead_ms, **{k: v for k, v in vars(args).items() if k != "out"}})
+    result = {"results": res, "ratios": ratios, "overhead_ms_per_turn": overhead_ms,
+              **{k: v for k, v in vars(args).items() if k != "out"}}
+    write_json(args.out, result)
+    return result
 
 
 if __name__ == "__main__":
