@@ -46,6 +46,7 @@ def start_engine(conf: EngineConf, model_path: str, seed: int,
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
+    logprobs_without_text()
     args = AsyncEngineArgs(
         model=model_path, dtype=conf.dtype, max_model_len=conf.max_model_len, seed=seed,
         enforce_eager=conf.enforce_eager,
@@ -56,6 +57,27 @@ def start_engine(conf: EngineConf, model_path: str, seed: int,
         **cpu,
     )
     return AsyncLLM.from_engine_args(args)
+
+
+def logprobs_without_text() -> None:
+    """Requests' logprobs come without each token's text (``decoded_token`` None), in
+    every engine this process starts. vLLM decodes the text of every logprob's token,
+    which nothing here reads; it took about a third of the front end's CPU per streamed
+    turn (bench/rollout_overhead.py). The outputs' own text is still decoded (stop strings
+    need it). A vLLM without this hook keeps its default."""
+    try:
+        from vllm.v1.engine.logprobs import LogprobsProcessor
+    except ImportError:
+        return
+    if getattr(LogprobsProcessor, "without_text", False):
+        return
+    with_text = LogprobsProcessor.from_new_request
+
+    def from_new_request(cls, tokenizer, request):
+        return with_text(tokenizer=None, request=request)
+
+    LogprobsProcessor.from_new_request = classmethod(from_new_request)
+    LogprobsProcessor.without_text = True
 
 
 def sampling_params(max_tokens: int, temperature: float, stop: list[str] | None = None,

@@ -91,3 +91,25 @@ def test_an_interrupted_turn_resumes_under_the_new_version_with_its_own_seed():
     assert turns.interrupted == 1 and turns.version == 5 and turns.inflight == set()
     assert len(seeds) == 2 and seeds[0] != seeds[1]
     assert turns.drain()["generated_tokens"] == 5
+
+
+def test_logprobs_come_without_their_tokens_text():
+    """The engines' requests get logprob processors without a tokenizer (no decoded text
+    per logprob), and the values still arrive."""
+    from vllm import SamplingParams
+    from vllm.v1.engine.logprobs import LogprobsProcessor
+    from vllm.v1.outputs import LogprobsLists
+    import numpy as np
+
+    from actors.engine import logprobs_without_text
+
+    logprobs_without_text()
+    logprobs_without_text()  # a second engine in the process patches nothing twice
+    params = SamplingParams(logprobs=0, flat_logprobs=True)
+    processor = LogprobsProcessor.from_new_request(
+        tokenizer=object(), request=SimpleNamespace(sampling_params=params))
+    assert processor.tokenizer is None
+    processor._update_sample_logprobs(LogprobsLists(
+        np.array([[7]]), np.array([[-0.25]], dtype=np.float32), np.array([1]), None))
+    assert processor.logprobs.logprobs == [-0.25]
+    assert processor.logprobs.decoded_tokens == [None]
