@@ -60,12 +60,12 @@ def train(cfg: Config, run_dir: Path | None = None,
 
     resume, in_place = resume_point(cfg.trainer.resume_from) if cfg.trainer.resume_from \
         else (None, None)
-    assets = resolve_assets(cfg)
-    state = RunState(Faults.from_state(resume.faults) if resume else Faults(),
-                     group_mapping(cfg, assets.train_path), after_step, parts or Parts())
-    if resume is not None:
-        check_mapping(resume, state.mapping)
     with wiring.ray_connection(cfg, wiring.roles(cfg)):  # first: it checks the cluster
+        assets = resolve_assets(cfg)  # after it: the tiny stages may take minutes to build
+        state = RunState(Faults.from_state(resume.faults) if resume else Faults(),
+                         group_mapping(cfg, assets.train_path), after_step, parts or Parts())
+        if resume is not None:
+            check_mapping(resume, state.mapping)
         run_dir = run_dir or in_place or make_run_dir(cfg.trainer.run_dir)
         keep = (resume.step if resume else -1) if run_dir == in_place else None
         logger = MetricsLogger(run_dir, start_wandb(cfg.wandb, run_dir, cfg), keep)

@@ -158,15 +158,25 @@ def simulator_app(sim: SimulatorConf, model_path: str, seed: int, server: type |
 
 
 def start_simulator(sim: SimulatorConf, model_path: str, seed: int,
-                    app_name: str = SIMULATOR_APP, server: type | None = None):
-    """Deploy the pool (no HTTP); returns its handle once its replicas run."""
+                    app_name: str = SIMULATOR_APP, server: type | None = None,
+                    wait: bool = True):
+    """Deploy the pool (no HTTP) and return its handle: once its replicas run, or at once
+    without `wait` (then wait_for_simulator before the first search)."""
     from ray import serve
 
     serve.start(proxy_location="Disabled")
+    handle = serve._run(simulator_app(sim, model_path, seed, server), _blocking=False,
+                        name=app_name, route_prefix=None)
+    if wait:
+        wait_for_simulator(sim, app_name)
+    return handle
+
+
+def wait_for_simulator(sim: SimulatorConf, app_name: str = SIMULATOR_APP) -> None:
+    """Return once the pool's replicas run, within simulator.start_timeout_s."""
     needs = actor_options(sim.num_cpus, sim.num_gpus, sim.resource)
-    return run_app(simulator_app(sim, model_path, seed, server), app_name, None,
-                   sim.start_timeout_s,
-                   f"a replica needs {needs}; the cluster has {offered_resources()}")
+    wait_for_app(app_name, sim.start_timeout_s, "simulator.start_timeout_s",
+                 f"a replica needs {needs}; the cluster has {offered_resources()}")
 
 
 def run_app(app, app_name: str, route_prefix: str | None, timeout_s: float, hint: str = ""):
@@ -280,11 +290,13 @@ def _start_parts(cfg: Config, assets: Assets, run_dir: Path, resume, faults,
     nccl = resolve_weight_sync(lrn.weight_sync, lrn.num_gpus, ro.num_gpus) == "nccl"
     if resume is not None:
         ray.get(system.queue.load_state_dict.remote(resume.queue), timeout=timeout)
-    if system.simulator is None and uses_simulator(cfg):
+    new_pool = system.simulator is None and uses_simulator(cfg)
+    if new_pool:  # its replicas' engines start while the learner's and workers' do
         joined = cfg.trainer.ray_address or os.environ.get("RAY_ADDRESS")
         system.shutdown_serve = bool(joined) and not serve_running()
         system.simulator = start_simulator(cfg.simulator, assets.simulator_path,
-                                           cfg.trainer.seed, server=parts.simulator)
+                                           cfg.trainer.seed, server=parts.simulator,
+                                           wait=False)
     system.learner = start_learner(lrn, assets.policy_path, str(run_dir / "weights"),
                                    cfg.trainer.seed, str(resume.path) if resume else "",
                                    timeout, ro.episode.temperature, parts.learner)
@@ -295,6 +307,8 @@ def _start_parts(cfg: Config, assets: Assets, run_dir: Path, resume, faults,
     system.rollout = WorkerSupervisor(spawn, system.queue, ro, timeout, faults or Faults(),
                                       start, assets.policy_path, pusher.on_disk)
     pusher.rollout, system.rollout.on_replace = system.rollout, pusher.to_disk
+    if new_pool:
+        wait_for_simulator(cfg.simulator)  # before any worker plays (and searches)
     system.rollout.wait_started()
     if nccl:
         pusher.open_nccl(cfg, strict=lrn.weight_sync == "nccl")

@@ -117,10 +117,10 @@ def test_missing_resources_names_each_key_and_amount():
 
 
 @pytest.mark.integration
-def test_a_resource_no_node_offers_stops_a_joined_run_with_the_nodes_offers(tmp_path,
-                                                                           tiny_assets):
+def test_a_resource_no_node_offers_stops_a_joined_run_with_the_nodes_offers(tmp_path):
     """`ray start --head` has no autoscaler: an actor whose resource no node offers would
-    wait forever, so the run stops at once, naming it and what the nodes offer."""
+    wait forever, so the run stops at once, naming it and what the nodes offer; before it
+    builds any tiny stage (the HOME of the run has no stage cache)."""
     from tests.ray_head import ray_head
 
     with ray_head(resources={"simulator": 1}) as head:
@@ -128,10 +128,12 @@ def test_a_resource_no_node_offers_stops_a_joined_run_with_the_nodes_offers(tmp_
             [sys.executable, "-m", "orchestrator.cli", "train", "conf/tiny.yaml",
              f"trainer.ray_address={head.gcs_address}", "rollout.resource=policy",
              "learner.num_gpus=1", f"trainer.run_dir={tmp_path / 'runs'}"],
-            env=head.env, capture_output=True, text=True, timeout=600)
+            env={**head.env, "HOME": str(tmp_path)}, capture_output=True, text=True,
+            timeout=600)
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert last.startswith("simsearch: config error: no node of the cluster offers"), last
     assert "rollout.resource (policy x1), learner.num_gpus (GPU x1)" in last
     assert "simulator=1" in last and "CPU=2" in last
     assert not (tmp_path / "runs").exists()  # no run folder, no actor
+    assert not (tmp_path / ".cache").exists()  # no stage built
