@@ -165,8 +165,7 @@ def start_simulator(sim: SimulatorConf, model_path: str, seed: int,
     from ray import serve
 
     serve.start(proxy_location="Disabled")
-    handle = serve._run(simulator_app(sim, model_path, seed, server), _blocking=False,
-                        name=app_name, route_prefix=None)
+    handle = deploy_app(simulator_app(sim, model_path, seed, server), app_name, None)
     if wait:
         wait_for_simulator(sim, app_name)
     return handle
@@ -179,15 +178,21 @@ def wait_for_simulator(sim: SimulatorConf, app_name: str = SIMULATOR_APP) -> Non
                  f"a replica needs {needs}; the cluster has {offered_resources()}")
 
 
-def run_app(app, app_name: str, route_prefix: str | None, timeout_s: float, hint: str = ""):
-    """Deploy a Serve app and return its handle once it runs, waiting at most timeout_s
-    (simulator.start_timeout_s): serve.run waits without a bound (for nodes that may never
-    come), so its non-blocking form deploys and wait_for_app bounds the wait."""
+def deploy_app(app, app_name: str, route_prefix: str | None):
+    """Deploy a Serve app and return its handle at once: serve.run waits without a bound
+    (for nodes that may never come), so its non-blocking form deploys and wait_for_app
+    bounds the wait."""
     from ray import serve
 
-    serve._run(app, _blocking=False, name=app_name, route_prefix=route_prefix)
+    return serve._run(app, _blocking=False, name=app_name, route_prefix=route_prefix)
+
+
+def run_app(app, app_name: str, route_prefix: str | None, timeout_s: float, hint: str = ""):
+    """Deploy a Serve app and return its handle once it runs, waiting at most timeout_s
+    (simulator.start_timeout_s)."""
+    handle = deploy_app(app, app_name, route_prefix)
     wait_for_app(app_name, timeout_s, "simulator.start_timeout_s", hint)
-    return serve.get_app_handle(app_name)
+    return handle
 
 
 def offered_resources() -> dict[str, float]:

@@ -96,10 +96,10 @@ def test_an_interrupted_turn_resumes_under_the_new_version_with_its_own_seed():
 def test_logprobs_come_without_their_tokens_text():
     """The engines' requests get logprob processors without a tokenizer (no decoded text
     per logprob), and the values still arrive."""
+    import numpy as np
     from vllm import SamplingParams
     from vllm.v1.engine.logprobs import LogprobsProcessor
     from vllm.v1.outputs import LogprobsLists
-    import numpy as np
 
     from actors.engine import logprobs_without_text
 
