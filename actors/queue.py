@@ -17,6 +17,13 @@ staleness bound eta, enforced without discarding anything:
 eta = 0 is the synchronous baseline: one batch is admitted per version and the learner
 waits for all of it.
 
+With ``bound="admission"`` eta bounds admission only (the rule of AReaL, which ASearcher's
+long-horizon agents train with): a step takes the G finished groups with the earliest
+deadlines as soon as there are G, and never waits for a running group. A group that
+finishes past its deadline is trained in a later batch, first in line, counted in
+``queue/over_bound_groups`` (and its staleness in the learner's ``staleness/max``). One
+long episode then no longer holds a step while every other engine waits.
+
 Tickets are leases: the queue knows which worker holds each running ticket, and each issue
 of a ticket carries a new lease number. A group whose episodes raised comes back through
 ``fail``; the tickets of a dead worker through ``release``. Either way the group is issued
@@ -54,11 +61,17 @@ class Ticket:
     lease: int = 0  # new at every issue: a put under an older lease is refused
 
 
+BOUNDS = ("strict", "admission")
+
+
 class TrajectoryQueue:
     def __init__(self, groups_per_batch: int, max_staleness: int,
-                 max_group_failures: int = 3):
+                 max_group_failures: int = 3, bound: str = "strict"):
+        if bound not in BOUNDS:
+            raise ValueError(f"bound={bound!r}: allowed values are {', '.join(BOUNDS)}")
         self.groups_per_batch = groups_per_batch
         self.max_staleness = max_staleness
+        self.bound = bound
         self.max_group_failures = max_group_failures
         self.version = 0
         self.issued = 0  # groups admitted, counted for the admission bound
@@ -74,6 +87,7 @@ class TrajectoryQueue:
         self.fatal = ""  # why the run must stop, once a group failed too often
         self.faults: Counter = Counter()  # failed_groups, released_groups, refused_puts
         self.consumed_groups = 0
+        self.over_bound = 0  # groups trained after their deadline (bound="admission")
         self.admission_waits = 0
         self.closed = False
         self.changed = asyncio.Condition()
@@ -175,6 +189,8 @@ class TrajectoryQueue:
         batch = order[:self.groups_per_batch]
         if len(batch) < self.groups_per_batch:
             return None
+        if self.bound == "admission":
+            return batch
         left = Counter(self._deadline(t) for t, _ in self.running.values())
         left.update(self._deadline(self.ready[i][0]) for i in order[len(batch):])
         # a group given back is issued again at the current version or later
@@ -198,6 +214,7 @@ class TrajectoryQueue:
             if self.fatal:
                 raise GroupFailed(self.fatal)
             picked = self._pick(step)
+            self.over_bound += sum(self._deadline(self.ready[i][0]) < step for i in picked)
             batch = [self.ready.pop(i)[1] for i in picked]
             self.consumed_groups += len(batch)
             self.consumed.update(picked)
@@ -235,6 +252,7 @@ class TrajectoryQueue:
             "queue/consumed_groups": self.consumed_groups,
             "queue/admission_waits": self.admission_waits,
             "queue/retry_groups": len(self.retry),
+            "queue/over_bound_groups": self.over_bound,
         }
 
     def drain_faults(self) -> dict[str, int]:

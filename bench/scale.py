@@ -4,12 +4,12 @@ driver, with timed stand-ins for the GPU engines and the learner (``bench/standi
 Layout modelled on 64 GPUs: 32 policy engines, 8 simulator replicas, a learner on the
 rest, on fractional CPUs of this host; modelled seconds run `time_scale` times slower so
 the control plane's own CPU fits. Side by side in one run it measures trajectories per
-modelled second at each `queue.max_staleness` with and without interruptible generation,
-the engines' busy fraction (a turn running on the engine, over wall time), the learner's
-idle fraction, the control plane's CPU time per turn (driver, queue, workers, Serve, Ray),
-episodes in flight, scaling over 1..32 engines against the ideal line (per-engine load held
-fixed), and the weight push's share of a step for 3B and 7B models. Prints tables, writes
-JSON and a PNG.
+modelled second at each `queue.max_staleness` with and without interruptible generation and
+under each `queue.bound` (strict, admission), the engines' busy fraction (a turn running on
+the engine, over wall time), the learner's idle fraction, the control plane's CPU time per
+turn (driver, queue, workers, Serve, Ray), episodes in flight, scaling over 1..32 engines
+against the ideal line (per-engine load held fixed), and the weight push's share of a step
+for 3B and 7B models. Prints tables, writes JSON and a PNG.
 
     python bench/scale.py [--sections staleness,scaling,weight_sync] [--out DIR]
         [key=value ...]   (keys of ScaleConf, e.g. engines=8 steps=3 time_scale=4)
@@ -53,6 +53,8 @@ class ScaleConf:
     staleness: list[int] = field(default_factory=lambda: [0, 1, 2, 4])
     interrupt: list[bool] = field(default_factory=lambda: [True, False])
     """Interruptible generation settings run at each eta > 0 (eta 0 runs with it on)."""
+    bounds: list[str] = field(default_factory=lambda: ["strict", "admission"])
+    """queue.bound rules run at each eta > 0 and each scaling point (eta 0 runs strict)."""
     scaling_engines: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     time_scale: float = 12.0
     """Wall seconds per modelled second (12 keeps 32 engines' control plane within two
@@ -70,18 +72,24 @@ class ScaleConf:
     """Policy sizes in bf16 bytes; the first is the default workload's."""
 
 
+def simulator_replicas(conf: ScaleConf, engines: int) -> int:
+    """The pool for `engines` policy engines: the full layout's share, at least one."""
+    return max(1, round(conf.simulator_replicas * engines / conf.engines))
+
+
 def push_s(conf: ScaleConf, size: ModelSize) -> float:
     """Modelled seconds of one weight push: bytes over bandwidth plus a cost per bucket."""
     buckets = -(-size.bytes // (conf.bucket_mb * 2**20))
     return size.bytes / (conf.weight_bandwidth_gbs * 1e9) + buckets * conf.bucket_latency_s
 
 
-def train_config(conf: ScaleConf, engines: int, eta: int, interrupt: bool, run_root: str):
+def train_config(conf: ScaleConf, engines: int, eta: int, interrupt: bool, bound: str,
+                 run_root: str):
     from conf.loader import CONF_DIR, load_config
     from tinyworld.stages import world_stage
 
     world = world_stage(load_config(CONF_DIR / "tiny.yaml", []).world, quiet=True)
-    replicas = max(1, round(conf.simulator_replicas * engines / conf.engines))
+    replicas = simulator_replicas(conf, engines)
     w = conf.workload
     return load_config(CONF_DIR / "tiny.yaml", [
         f"data.train_path={world / 'data' / 'train.parquet'}",
@@ -98,7 +106,7 @@ def train_config(conf: ScaleConf, engines: int, eta: int, interrupt: bool, run_r
         f"simulator.autoscaling.max_replicas={replicas}", "simulator.num_cpus=0.01",
         "simulator.resource=''",
         "simulator.max_tokens=512", "search.timeout_s=3600", "search.topk=3",
-        "learner.num_cpus=0.01", f"queue.max_staleness={eta}",
+        "learner.num_cpus=0.01", f"queue.max_staleness={eta}", f"queue.bound={bound}",
         f"trainer.groups_per_step={conf.groups_per_engine * engines}",
         f"trainer.total_steps={conf.steps + 1}", "trainer.checkpoint_every=0",
         "trainer.step_timeout_s=7200", f"trainer.run_dir={run_root}", "eval.every=0",
@@ -140,22 +148,24 @@ class CpuMeter:
                 for role in sorted(set(self.end) | set(self.start))}
 
 
-def run(conf: ScaleConf, engines: int, eta: int, interrupt: bool, size: ModelSize,
-        run_root: str) -> dict:
+def run(conf: ScaleConf, engines: int, eta: int, interrupt: bool, bound: str,
+        size: ModelSize, run_root: str) -> dict:
     """One training run with stand-ins; its figures over the timed steps."""
     from orchestrator.train import train
 
     engine = replace(conf.engine, time_scale=conf.time_scale, weight_load_s=push_s(conf, size))
     learner = replace(conf.learner, time_scale=conf.time_scale)
-    cfg = train_config(conf, engines, eta, interrupt, run_root)
+    cfg = train_config(conf, engines, eta, interrupt, bound, run_root)
     meter = CpuMeter()
     started = time.monotonic()
     run_dir = train(cfg, after_step=meter.after_step,
                     parts=timed_parts(engine, conf.workload, learner))
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    late = rows[-1]["queue/over_bound_groups"] - rows[0]["queue/over_bound_groups"]
     result = summarize(rows[1:], cfg, conf, meter.used()) | {
-        "engines": engines, "max_staleness": eta, "interrupt": interrupt, "model": size.name,
-        "wall_s": time.monotonic() - started}
+        "engines": engines, "max_staleness": eta, "interrupt": interrupt, "bound": bound,
+        "over_bound_groups": late, "simulator_replicas": simulator_replicas(conf, engines),
+        "model": size.name, "wall_s": time.monotonic() - started}
     run_table(f"run done in {result['wall_s']:.0f} s", [result])
     return result
 
@@ -189,22 +199,25 @@ def summarize(rows: list[dict], cfg, conf: ScaleConf, cpu: dict[str, float]) -> 
 
 def staleness_section(conf: ScaleConf, root: str) -> list[dict]:
     size = conf.models[0]
-    return [run(conf, conf.engines, eta, interrupt, size, root)
+    return [run(conf, conf.engines, eta, interrupt, bound, size, root)
             for eta in sorted(conf.staleness, reverse=True)
-            for interrupt in (conf.interrupt if eta else [True])]
+            for interrupt in (conf.interrupt if eta else [True])
+            for bound in (conf.bounds if eta else ["strict"])]
 
 
 def scaling_section(conf: ScaleConf, root: str, eta: int, done: list[dict]) -> list[dict]:
-    have = {r["engines"]: r for r in done if r["max_staleness"] == eta and r["interrupt"]}
-    return [have.get(e) or run(conf, e, eta, True, conf.models[0], root)
-            for e in conf.scaling_engines]
+    have = {(r["engines"], r["bound"]): r for r in done
+            if r["max_staleness"] == eta and r["interrupt"]}
+    return [have.get((e, bound)) or run(conf, e, eta, True, bound, conf.models[0], root)
+            for bound in conf.bounds for e in conf.scaling_engines]
 
 
-def weight_section(conf: ScaleConf, root: str, eta: int, done: list[dict]) -> list[dict]:
-    have = {(r["model"], r["interrupt"]): r for r in done
-            if r["max_staleness"] == eta and r["engines"] == conf.engines}
+def weight_section(conf: ScaleConf, root: str, eta: int, bound: str,
+                   done: list[dict]) -> list[dict]:
+    have = {(r["model"], r["interrupt"]): r for r in done if r["max_staleness"] == eta
+            and r["engines"] == conf.engines and r["bound"] == bound}
     return [have.get((size.name, interrupt)) or run(conf, conf.engines, eta, interrupt,
-                                                    size, root)
+                                                    bound, size, root)
             for size in conf.models for interrupt in (True, False)]
 
 
@@ -235,16 +248,21 @@ def main(argv: list[str] | None = None) -> dict:
     if "staleness" in sections:
         results["staleness"] = staleness_section(conf, root)
     done = results.get("staleness", [])
-    eta = best_eta(done) if done else max(conf.staleness)
+    eta, bound = best_setting(done, conf)
     if "scaling" in sections:
         results["scaling"] = scaling_section(conf, root, eta, done)
     if "weight_sync" in sections:
-        results["weight_sync"] = weight_section(conf, root, eta, done)
-    return report(results, asdict(conf), eta, Path(args.out))
+        results["weight_sync"] = weight_section(conf, root, eta, bound, done)
+    return report(results, asdict(conf), (eta, bound), Path(args.out))
 
 
-def best_eta(rows: list[dict]) -> int:
-    return max(rows, key=lambda r: r["trajectories_per_s"])["max_staleness"]
+def best_setting(rows: list[dict], conf: ScaleConf) -> tuple[int, str]:
+    """The eta and queue.bound of the fastest run (without runs: the largest eta, the last
+    bound)."""
+    if not rows:
+        return max(conf.staleness), conf.bounds[-1]
+    best = max(rows, key=lambda r: r["trajectories_per_s"])
+    return best["max_staleness"], best["bound"]
 
 
 if __name__ == "__main__":

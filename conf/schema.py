@@ -388,6 +388,11 @@ class GuardConf:
 class QueueConf:
     max_staleness: int = bounded(1, 0, 1000)
     """Staleness bound eta: learner version minus the oldest sampling version (0 = sync)."""
+    bound: str = choice("strict", "strict", "admission")
+    """strict: a step waits for a running group due at it, so no trajectory is trained more
+    than eta versions stale; admission: eta bounds admission only (AReaL's rule), a step
+    never waits for a running group, and one that finishes late is trained in a later batch
+    (counted in queue/over_bound_groups), so one long episode does not stall every engine."""
     admit_timeout_s: float = bounded(5.0, 0.1, 3600.0)
     """How long a worker's admission request waits before it asks again."""
 

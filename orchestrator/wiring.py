@@ -270,7 +270,7 @@ def start_system(cfg: Config, assets: Assets, run_dir: Path, resume=None, faults
 
     queue = ray.remote(TrajectoryQueue).options(num_cpus=0).remote(
         cfg.trainer.groups_per_step, cfg.queue.max_staleness,
-        cfg.rollout.max_group_failures)
+        cfg.rollout.max_group_failures, cfg.queue.bound)
     system = System(queue, None, None, None, None)
     if previous is not None:
         system.simulator, system.shutdown_serve = previous.simulator, previous.shutdown_serve

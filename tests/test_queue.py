@@ -89,6 +89,80 @@ def test_staleness_never_exceeds_bound_under_slow_learner_and_long_tail(eta):
         assert max(observed) >= 1  # asynchrony actually happened
 
 
+def test_admission_bound_never_waits_for_a_running_group_and_counts_late_ones():
+    async def scenario():
+        q = TrajectoryQueue(groups_per_batch=1, max_staleness=0, bound="admission")
+        t0 = await q.admit("w", 0.05)
+        await q.set_version(1)
+        t1 = await q.admit("w", 0.05)
+        await q.put(t1, [traj(1)], "w")
+        # group 0 is due at step 0 and still runs: the strict bound would wait for it
+        assert (await q.get_batch(1, 0.05))[0][0].oldest_version == 1
+        assert q.stats()["queue/over_bound_groups"] == 0
+        await q.set_version(2)
+        t2 = await q.admit("w", 0.05)
+        await q.put(t2, [traj(2)], "w")
+        await q.put(t0, [traj(0)], "w")  # late: trained first in line, counted
+        assert (await q.get_batch(2, 0.05))[0][0].oldest_version == 0
+        assert q.stats()["queue/over_bound_groups"] == 1
+        assert (await q.get_batch(3, 0.05))[0][0].oldest_version == 2  # no group lost
+    asyncio.run(scenario())
+
+
+def test_an_unknown_bound_names_the_allowed_values():
+    with pytest.raises(ValueError, match="bound='loose': allowed values are strict, admission"):
+        TrajectoryQueue(groups_per_batch=1, max_staleness=1, bound="loose")
+
+
+@pytest.mark.parametrize("bound", ["strict", "admission"])
+def test_one_long_episode_holds_steps_only_under_the_strict_bound(bound):
+    """Three workers' groups take one tick, one group takes ten: under the strict bound the
+    steps wait for it; under the admission bound they go on, and it is trained once, late."""
+    async def scenario():
+        q = TrajectoryQueue(groups_per_batch=2, max_staleness=1, bound=bound)
+        clock = {"tick": 0}
+        trained: list[int] = []
+
+        async def play(ticket):
+            length = 10 if ticket.index == 1 else 1
+            start = clock["tick"]
+            while clock["tick"] < start + length:
+                await asyncio.sleep(0.001)
+            t = Trajectory.from_prompt([0])
+            t.add_sampled([1], [0.0], [ticket.version])
+            t.group_index = ticket.index
+            await q.put(ticket, [t], "w")
+
+        async def admit_loop():
+            while True:
+                ticket = await q.admit("w", 0.01)
+                if ticket is not None:
+                    asyncio.create_task(play(ticket))
+
+        admitting = asyncio.create_task(admit_loop())
+        ticks = []  # the tick at which each step's batch came
+        for step in range(6):
+            while True:
+                try:
+                    batch = await q.get_batch(step, 0.02)
+                    break
+                except asyncio.TimeoutError:
+                    clock["tick"] += 1
+            ticks.append(clock["tick"])
+            trained += [g[0].group_index for g in batch]
+            clock["tick"] += 1
+            await q.set_version(step + 1)
+        admitting.cancel()
+        return trained, ticks, q.stats()["queue/over_bound_groups"]
+
+    trained, ticks, late = asyncio.run(scenario())
+    assert len(trained) == len(set(trained)) == 12 and 1 in trained
+    if bound == "strict":  # step 1 waited for group 1 (due at it) until tick 10
+        assert ticks[1] >= 10 and 1 in trained[:4] and late == 0
+    else:  # a batch every two ticks; group 1 trained past its deadline, once
+        assert ticks[1] <= 4 and late == 1
+
+
 def test_resume_issues_unconsumed_groups_again_and_skips_consumed_ones():
     async def scenario():
         q = TrajectoryQueue(groups_per_batch=2, max_staleness=1)

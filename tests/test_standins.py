@@ -144,19 +144,44 @@ def test_the_real_episode_loop_plays_on_the_stand_in(tokenizer_folder):
     assert len({t.turns for t in trajs}) > 2
 
 
+def test_scaling_is_measured_from_a_run_with_as_many_engines_per_replica():
+    from report_scale import figures
+
+    def row(engines: int, per_s: float) -> dict:
+        return {"engines": engines, "simulator_replicas": max(1, round(8 * engines / 32)),
+                "trajectories_per_s": per_s, "engine_busy": 0.9, "bound": "admission"}
+
+    # 1 and 2 engines get a whole replica each; from 4 engines on, 4 engines per replica
+    runs = [row(1, 10.0), row(2, 18.0), row(4, 32.0), row(32, 230.4)]
+    heads = figures({"scaling": runs}, (4, "admission"))
+    assert heads["scaling_baseline_engines"] == {"admission": 4}
+    assert heads["scaling_efficiency"]["admission"][32] == pytest.approx(0.9)
+    # without a run at the largest one's ratio, the fewest engines: never itself
+    heads = figures({"scaling": [row(1, 10.0), row(32, 230.4)]}, (4, "admission"))
+    assert heads["scaling_baseline_engines"] == {"admission": 1}
+    assert heads["scaling_efficiency"]["admission"][32] == pytest.approx(0.72)
+
+
 @pytest.mark.integration
 def test_the_scale_benchmark_measures_the_real_driver_on_stand_ins(ray_cluster, tmp_path):
     import scale
 
     data = scale.main(["--sections", "staleness,scaling", "--out", str(tmp_path),
                        "engines=2", "simulator_replicas=1", "steps=2", "staleness=[0,1]",
-                       "scaling_engines=[1,2]", "groups_per_engine=2", "time_scale=1"])
-    runs = data["results"]["staleness"] + data["results"]["scaling"]
-    assert len(data["results"]["staleness"]) == 3  # eta 0, eta 1 with and without interrupt
-    for r in runs:
+                       "interrupt=[true]", "scaling_engines=[1,2]", "groups_per_engine=2",
+                       "time_scale=1"])
+    stale = data["results"]["staleness"]
+    # eta 0, and eta 1 under each queue.bound
+    assert [(r["max_staleness"], r["bound"]) for r in stale] == [
+        (1, "strict"), (1, "admission"), (0, "strict")]
+    for r in stale + data["results"]["scaling"]:
         assert r["trajectories_per_s"] > 0 and 0 < r["engine_busy"] <= 1
         assert r["steps_timed"] == 2 and r["turns_mean"] >= 1
         assert r["cpu_ms_per_turn"]["workers"] > 0 and r["cpu_ms_per_turn"]["queue"] > 0
+        if r["bound"] == "strict":  # the strict bound holds; the admission one is counted
+            assert r["staleness_max"] <= r["max_staleness"] and r["over_bound_groups"] == 0
     assert data["figures"]["async_over_sync"] > 0
-    assert set(data["figures"]["scaling_efficiency"]) == {1, 2}
+    efficiency = data["figures"]["scaling_efficiency"]
+    assert {rule: set(e) for rule, e in efficiency.items()} == {
+        "strict": {1, 2}, "admission": {1, 2}}
     assert (tmp_path / "scale.json").exists() and (tmp_path / "scale.png").stat().st_size
