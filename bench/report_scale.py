@@ -65,14 +65,17 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    engines: list[int] = []
     for (rule, scaling), style in zip(scaling_by_bound(results).items(), ("o-", "s-")):
-        engines = [r["engines"] for r in scaling]
+        engines = sorted(set(engines) | {r["engines"] for r in scaling})
         base = baseline(scaling)
         per_engine = base["trajectories_per_s"] / base["engines"]
-        left.plot(engines, [r["trajectories_per_s"] for r in scaling], style,
-                  label=f"queue.bound={rule}")
-        left.plot(engines, [per_engine * e for e in engines], ":", color="grey",
+        left.plot([r["engines"] for r in scaling], [r["trajectories_per_s"] for r in scaling],
+                  style, label=f"queue.bound={rule}")
+        left.plot([r["engines"] for r in scaling],
+                  [per_engine * r["engines"] for r in scaling], ":", color="grey",
                   label=f"ideal ({rule})")
+    if engines:
         left.set_xscale("log", base=2)
         left.set_yscale("log", base=2)
         left.set_xticks(engines, [str(e) for e in engines])
