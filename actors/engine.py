@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
@@ -185,12 +186,16 @@ class EngineDead(Unhealthy):
     """The engine's core process has died: every request to it fails from now on."""
 
 
-async def check_engine(engine, timeout_s: float) -> None:
+async def check_engine(engine, timeout_s: float, answered_at: float | None = None) -> None:
     """Raise EngineDead if the engine has died or, when timeout_s > 0, TimeoutError if it
     does not sample one token within timeout_s: a hung engine fails this, a busy one
-    passes."""
+    passes. An engine that finished a request within the last timeout_s (answered_at, a
+    time.monotonic()) is sampling and passes without the probe, which on a loaded engine
+    waits behind its batch."""
     if engine.errored:
         raise EngineDead("the engine has died")
+    if answered_at is not None and time.monotonic() - answered_at < timeout_s:
+        return
     if timeout_s > 0:
         await asyncio.wait_for(generate(engine, PROBE_PROMPT,
                                         sampling_params(1, 0.0, engine=engine)), timeout_s)

@@ -251,13 +251,15 @@ class RolloutWorker:
                         zip(token_ids[1:], out.prompt_logprobs[1:])]
 
     async def health(self, timeout_s: float) -> None:
-        """Raise unless the engine is alive and samples a token within timeout_s (only the
-        first check while weights load: the load has its own time limit) and the last
-        rollout.max_group_failures groups did not all fail here."""
+        """Raise unless the engine is alive and sampling (it streamed a turn's tokens, or
+        samples a probe's token, within timeout_s; only the first check while weights load:
+        the load has its own time limit) and the last rollout.max_group_failures groups did
+        not all fail here."""
         if self._broken() and not self.engine.errored:
             raise Unhealthy(f"{self.failed_in_row} groups in a row failed on this worker; "
                             f"the last: {self.last_error}")
-        await check_engine(self.engine, 0.0 if self.turns.lock.writing else timeout_s)
+        await check_engine(self.engine, 0.0 if self.turns.lock.writing else timeout_s,
+                           self.turns.sampled_at)
 
     def stop(self) -> None:
         self.stopping = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import time
 from urllib.parse import urlsplit
 
 from actors.engine import check_engine, generate, sampling_params, start_engine
@@ -29,6 +30,7 @@ class SimulatorServer:
         self.conf = conf
         self.engine = self.start_engine(conf.engine, model_path, seed)
         self.tokenizer = self.engine.get_tokenizer()
+        self.answered_at: float | None = None  # when a search last finished
 
     async def search(self, query: str, question: str, answers: list[str], noisy: bool,
                      num_docs: int) -> dict:
@@ -37,12 +39,14 @@ class SimulatorServer:
         params = sampling_params(self.conf.max_tokens, self.conf.temperature,
                                  stop=[f"Doc {num_docs + 1}:"], engine=self.engine)
         out = await generate(self.engine, self.tokenizer.encode(prompt), params)
+        self.answered_at = time.monotonic()
         return {"docs": parse_documents(out.text, num_docs), "tokens": len(out.token_ids)}
 
     async def check_health(self) -> None:
-        """Serve's health check (every 10 s): a replica whose engine has died, or does not
-        sample a token in time, is unhealthy, and Serve replaces it."""
-        await check_engine(self.engine, HEALTH_PROBE_S)
+        """Serve's health check (every 10 s): a replica whose engine has died, or neither
+        answered a search nor samples a token within HEALTH_PROBE_S, is unhealthy, and
+        Serve replaces it."""
+        await check_engine(self.engine, HEALTH_PROBE_S, self.answered_at)
 
     def __del__(self):
         """Serve's shutdown hook (called when Serve stops the replica): shut the engine

@@ -115,6 +115,7 @@ class Turns:
         self.inflight: set[str] = set()  # engine request ids of the turns now sampling
         self.interrupted = 0  # turns a weight update cut (they resumed)
         self.generated_tokens = 0
+        self.sampled_at: float | None = None  # when the engine last streamed tokens
 
     async def generate(self, token_ids: list[int], max_tokens: int,
                        stop: list[str] | None = None, key: str = "",
@@ -189,6 +190,7 @@ class Turns:
 
     def _count_tokens(self, n: int) -> None:
         self.generated_tokens += n
+        self.sampled_at = time.monotonic()
 
     async def _abort_inflight(self) -> None:
         if self.inflight:

@@ -131,14 +131,18 @@ def test_the_real_episode_loop_plays_on_the_stand_in(tokenizer_folder):
         async def search(self, request):
             return SearchResult([("", "a document")])
 
+    turns = Turns(eng, 1.0, 0)  # a worker's: every episode's turns on one engine
+
     async def main():
         q = Question(0, "where?", INSTRUCTION.format(question="where?"), ["x"], "tiny")
         limits = Limits(64, 1024, 1 << 16, 1 << 17)
-        return await asyncio.gather(*[run_episode(encode(q.prompt), q, Turns(eng, 1.0, 0), Search(),
+        return await asyncio.gather(*[run_episode(encode(q.prompt), q, turns, Search(),
                                                   encode, limits, f"e{i}")
                                       for i in range(40)])
 
+    started = time.monotonic()
     trajs = asyncio.run(main())
+    assert started < turns.sampled_at <= time.monotonic()  # what the health check reads
     assert all(t.end_reason == "answer" for t in trajs)
     assert all(t.search_calls == t.turns - 1 for t in trajs)
     assert len({t.turns for t in trajs}) > 2
